@@ -1,0 +1,56 @@
+"""Stage 01 entry points: build (cached) and load the S&R dataset for a profile.
+
+Every stage module follows the same three-function pattern:
+
+* ``<stage>_dir(cfg, ...)``: the artifact folder, a pure function of the profile (it hashes the
+  stage's parameters together with the folders of the upstream artifacts it reads);
+* ``build_<stage>(cfg, ..., force=False)``: compute it unless a complete artifact exists;
+  writes atomically (``helpers.artifacts.atomic_dir``);
+* ``load_<stage>(cfg, ...)``: read it, or raise ``MissingArtifactError`` naming the notebook
+  that produces it.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from .. import artifacts
+from .dataset import Dataset
+
+log = logging.getLogger(__name__)
+PRODUCED_BY = "notebooks/01_data.ipynb"
+
+
+def dataset_dir(cfg: dict) -> Path:
+    return artifacts.stage_dir(cfg, "data", {"data": cfg["data"], "schema": 1})
+
+
+def load_dataset(cfg: dict) -> Dataset:
+    folder = artifacts.require(dataset_dir(cfg), "The S&R dataset", PRODUCED_BY)
+    return Dataset.load(folder)
+
+
+def build_dataset(cfg: dict, force: bool = False) -> Dataset:
+    """Load the profile's source, split it chronologically, generate queries; cached."""
+    folder = dataset_dir(cfg)
+    if artifacts.is_complete(folder) and not force:
+        return Dataset.load(folder)
+    from .movielens import load_source
+    from .queries import generate_queries
+    from .splits import chronological_split
+
+    params = cfg["data"]
+    catalogue, interactions = load_source(params)
+    items, interactions = chronological_split(catalogue, interactions, params)
+    queries = generate_queries(items, params["queries"], cache_dir=artifacts.data_root() / "cache" / "llm")
+    ds = Dataset(items=items, interactions=interactions, queries=queries)
+    ds.check()
+    manifest = {
+        "stage": "data", "profile": cfg["name"], "params": params,
+        "n_items": ds.n_items, "n_users": ds.n_users, "n_interactions": len(ds.interactions),
+        "n_queries": len(ds.queries),
+    }
+    with artifacts.atomic_dir(folder, manifest) as tmp:
+        ds.save(tmp)
+    log.info("dataset written to %s", folder)
+    return Dataset.load(folder)
