@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import pandas as pd
+
 from .. import artifacts
 from .dataset import Dataset
 
@@ -35,14 +37,24 @@ def build_dataset(cfg: dict, force: bool = False) -> Dataset:
     folder = dataset_dir(cfg)
     if artifacts.is_complete(folder) and not force:
         return Dataset.load(folder)
-    from .movielens import load_source
+    from .audience import audience_facts, fact_sentences
+    from .movielens import item_text, load_source
     from .queries import generate_queries
     from .splits import chronological_split
 
     params = cfg["data"]
-    catalogue, interactions = load_source(params)
-    items, interactions = chronological_split(catalogue, interactions, params)
-    queries = generate_queries(items, params["queries"], cache_dir=artifacts.data_root() / "cache" / "llm")
+    catalogue, interactions, users = load_source(params)
+    items, interactions, user_index = chronological_split(catalogue, interactions, params)
+    users = users.set_index("source_user").reindex(user_index).reset_index() if len(users) else users
+    # item text and queries use train interactions only: nothing from valid/test leaks into them
+    facts = audience_facts(len(items), interactions[interactions["split"] == "train"], users)
+    items["text"] = [
+        item_text(row.title, None if pd.isna(row.year) else int(row.year), list(row.genres),
+                  fact_sentences(f) + [f"about {t}" for t in row.themes])
+        for row, f in zip(items.itertuples(index=False), facts)
+    ]
+    queries = generate_queries(items, facts, params["queries"], cache_dir=artifacts.data_root() / "cache" / "llm")
+    items["genres"] = ["|".join(g) for g in items["genres"]]
     ds = Dataset(items=items, interactions=interactions, queries=queries)
     ds.check()
     manifest = {
