@@ -19,6 +19,12 @@ import yaml
 from .errors import ProfileError
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
+
+# Names a profile may use; each stage module implements exactly these (checked in its tests),
+# and they are listed here so a profile is refused before any work starts.
+SPACES = ("content", "search", "rec", "multitask", "fused_concat", "fused_svd")
+QUANTIZERS = ("rq_kmeans", "dict", "rlfq", "rqvae")
+SCHEMES = ("shared", "separate", "prefix_share")
 DEFAULT_PROFILE = "ml100k"
 #: Where caches and runs live; override with the SID_DATA_ROOT environment variable.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -88,6 +94,16 @@ def validate(cfg: dict) -> None:
         raise ProfileError("evaluation.k must be >= 1.")
     if cfg["data"]["queries"]["per_item"] < 1:
         raise ProfileError("data.queries.per_item must be >= 1.")
+    constructions = cfg["semantic_ids"]["constructions"]
+    if not constructions:
+        raise ProfileError("semantic_ids.constructions is empty: name at least one ID construction.")
+    for name, spec in constructions.items():
+        spaces = spec["space"] if isinstance(spec["space"], list) else [spec["space"]]
+        for label, values, known in (("space", spaces, SPACES), ("quantizer", [spec.get("quantizer")], QUANTIZERS),
+                                     ("scheme", [spec.get("scheme")], SCHEMES)):
+            bad = [v for v in values if v not in known]
+            if bad:
+                raise ProfileError(f"Construction '{name}' has unknown {label} {bad[0]!r}; choose from {', '.join(known)}.")
 
 
 def parse_assignment(text: str) -> dict:
