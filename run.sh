@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# One entry point for newcomers and CI. Creates .venv (Python 3.11) on first use, installs the pinned
+# requirements (CPU torch first, so nothing pulls CUDA wheels), then:
+#   bash run.sh study [--profile ml100k] [more helpers.study options]   run notebooks 01..06, HTML reports
+#   bash run.sh test  [pytest options]                                  run the test suite
+set -euo pipefail
+cd "$(dirname "$0")"
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+
+setup() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    echo "[setup] creating $VENV with $($PYTHON --version)"
+    "$PYTHON" -m venv "$VENV"
+  fi
+  local stamp="$VENV/.requirements.sha"
+  local want
+  want=$(cat requirements.txt | sha256sum | cut -d' ' -f1)
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "[setup] installing requirements (a few minutes the first time; log in $VENV/install.log)"
+    # torch first and pinned: the CPU build; any other pin pulls gigabytes of CUDA wheels
+    "$VENV/bin/pip" install -q torch==2.13.0 >"$VENV/install.log" 2>&1 \
+      && "$VENV/bin/pip" install -q -r requirements.txt >>"$VENV/install.log" 2>&1 \
+      || { grep -v '^WARNING: Location' "$VENV/install.log" | tail -30; echo "[setup] install failed"; exit 1; }
+    echo "$want" >"$stamp"
+  fi
+  export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} TRANSFORMERS_OFFLINE=${TRANSFORMERS_OFFLINE:-1}
+  export TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
+}
+
+cmd=${1:-help}
+shift || true
+case "$cmd" in
+  study) setup; exec "$VENV/bin/python" -m helpers.study "$@" ;;
+  test)  setup; exec "$VENV/bin/python" -m pytest "$@" ;;
+  setup) setup ;;
+  *) echo "usage: bash run.sh study [--profile smoke|ml100k|paper] | bash run.sh test [pytest args] | bash run.sh setup"; exit 2 ;;
+esac
