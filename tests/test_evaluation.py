@@ -1,0 +1,416 @@
+"""Unit tests of helpers.evaluation: metrics, baselines, significance, Pareto, tables, plots, stage.
+
+Everything runs on synthetic predictions built here, in seconds; the notebooks are exercised by
+tests/test_evaluation_notebooks.py (smoke tier).
+"""
+from __future__ import annotations
+
+import sys
+import types
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers.config import load_profile
+from helpers.errors import DataError, MissingArtifactError, ProfileError
+from helpers.evaluation import baselines, metrics, paper, pareto, significance, stage, tables
+
+K = 5
+
+
+# ---- synthetic predictions -------------------------------------------------------------------
+def make_predictions(dataset, quality: float, seed: int, k: int = K) -> pd.DataFrame:
+    """Predictions in the generative stage's format; ``quality`` = chance the target is ranked first."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    test_queries = dataset.query_split("test")
+    keyed = [("search", q, t) for q, t in zip(test_queries["query_id"], test_queries["item_id"])]
+    keyed += [("rec", u, t) for u, t in enumerate(dataset.targets("test"))]
+    for task, key, target in keyed:
+        others = rng.permutation(np.setdiff1d(np.arange(dataset.n_items), [target]))[:k]
+        ranked = [int(target)] + [int(i) for i in others[: k - 1]] if rng.random() < quality else others.tolist()
+        rows.append({"task": task, "query_key": int(key), "target": int(target), "ranked": ranked})
+    return pd.DataFrame(rows)
+
+
+QUALITY = {"content": 0.1, "search": 0.9, "rec": 0.3, "separate": 0.4, "prefix_share": 0.2,
+           "fused_concat": 0.5, "fused_svd": 0.5, "multitask": 0.7, "multitask_dict": 0.3,
+           "multitask_rlfq": 0.2, "multitask_rqvae": 0.1}
+
+
+def synthetic_results(dataset, seeds=(0, 1), methods=tuple(QUALITY)) -> stage.EvaluationResults:
+    head = dataset.head_items(0.1)
+    frames = []
+    for method in methods:
+        for seed in seeds:
+            hits = stage.prediction_hits(make_predictions(dataset, QUALITY[method], seed * 100 + len(method)), K, head)
+            frames.append(hits.assign(method=method, kind="generative", seed=seed))
+    base = baselines.baseline_hits(dataset, K, 0.1).assign(kind="baseline")
+    return stage.results_from_hits(pd.concat(frames + [base], ignore_index=True), K)
+
+
+@pytest.fixture
+def results(synthetic_dataset):
+    return synthetic_results(synthetic_dataset)
+
+
+@pytest.fixture
+def fake_upstream(monkeypatch, synthetic_dataset):
+    """Point the stage at the synthetic dataset and synthetic predictions; count prediction loads."""
+    calls = []
+
+    def load_predictions(cfg, construction, seed, split="test"):
+        calls.append((construction, seed))
+        if construction == "missing":
+            raise MissingArtifactError("no predictions")
+        return make_predictions(synthetic_dataset, QUALITY.get(construction, 0.5), seed)
+
+    fake = types.ModuleType("helpers.generative.stage")
+    fake.load_predictions = load_predictions
+    fake.predict = lambda cfg, c, s, split="test": load_predictions(cfg, c, s, split)
+    fake.predictions_dir = lambda cfg, c, s, split="test": f"/fake/{c}/{s}/{split}"
+    monkeypatch.setitem(sys.modules, "helpers.generative.stage", fake)
+    import helpers.data.stage as data_stage
+
+    monkeypatch.setattr(data_stage, "load_dataset", lambda cfg: synthetic_dataset)
+    return calls
+
+
+# ---- metrics ---------------------------------------------------------------------------------
+def test_ranks_agree_with_hits_at_k_for_every_k():
+    ranked = [[3, 1, 2], [5, 6], [], [9, 8, 7, 6]]
+    targets = [2, 1, 4, 9]
+    ranks = metrics.target_ranks(ranked, targets)
+    assert ranks.tolist() == [3, 0, 0, 1]
+    for k in (1, 2, 3, 4):
+        np.testing.assert_array_equal(metrics.hits_from_ranks(ranks, k), metrics.hits_at_k(ranked, targets, k))
+    assert metrics.recall_at_k(ranked, targets, 3) == pytest.approx(0.5)
+
+
+def test_recall_grows_with_k():
+    ranked = [list(np.random.default_rng(i).permutation(20)) for i in range(50)]
+    targets = np.arange(50) % 20
+    recalls = [metrics.recall_at_k(ranked, targets, k) for k in (1, 5, 10, 20)]
+    assert recalls == sorted(recalls) and recalls[-1] == 1.0
+
+
+def test_head_and_torso_split_the_targets(synthetic_dataset):
+    head = synthetic_dataset.head_items(0.1)
+    assert head.sum() == round(0.1 * synthetic_dataset.n_items)
+    pop = synthetic_dataset.popularity()
+    assert pop[head].min() >= pop[~head].max()  # head = the most popular items
+    segments = metrics.popularity_segments(np.arange(synthetic_dataset.n_items), head)
+    assert set(segments) == {"head", "torso"} and (segments == "head").sum() == head.sum()
+    with pytest.raises(ValueError, match="catalogue"):
+        metrics.popularity_segments([synthetic_dataset.n_items], head)
+
+
+def test_prediction_hits_rejects_malformed_predictions():
+    head = np.zeros(10, dtype=bool)
+    good = pd.DataFrame({"task": ["search"], "query_key": [0], "target": [1], "ranked": [[1, 2]]})
+    assert stage.prediction_hits(good, 1, head)["hit"].tolist() == [1.0]
+    with pytest.raises(DataError, match="ranked"):
+        stage.prediction_hits(good.drop(columns="ranked"), 1, head)
+    with pytest.raises(DataError, match="unknown task"):
+        stage.prediction_hits(good.assign(task="ads"), 1, head)
+    with pytest.raises(DataError, match="twice"):
+        stage.prediction_hits(pd.concat([good, good]), 1, head)
+
+
+# ---- baselines -------------------------------------------------------------------------------
+def test_random_baseline_matches_its_expectation():
+    hits = baselines.random_hits(np.zeros(20000, dtype=int), n_items=100, k=10, seed=0)
+    assert hits.mean() == pytest.approx(baselines.random_expected_recall(100, 10), abs=0.01)
+    assert baselines.random_expected_recall(5, 30) == 1.0
+
+
+def test_most_popular_skips_the_history_only_when_asked():
+    popularity = np.array([50, 40, 30, 20, 10])  # ranking 0, 1, 2, 3, 4
+    targets = np.array([2, 2, 0])
+    histories = [np.array([0]), np.array([]), np.array([0])]
+    # k=2: with the seen item 0 skipped, user 0's list is [1, 2]; user 2 re-consumes item 0 (never hit)
+    assert baselines.most_popular_hits(targets, popularity, histories, 2).tolist() == [1.0, 0.0, 0.0]
+    assert baselines.most_popular_hits(targets, popularity, None, 2).tolist() == [0.0, 0.0, 1.0]
+
+
+def test_baseline_hits_cover_every_user_and_query(synthetic_dataset):
+    hits = baselines.baseline_hits(synthetic_dataset, K, 0.1)
+    rec = hits[hits["task"] == "rec"]
+    assert set(rec["method"]) == set(baselines.BASELINES)
+    assert (rec.groupby("method").size() == synthetic_dataset.n_users).all()
+    assert (hits["task"] == "search").sum() == len(synthetic_dataset.query_split("test"))
+    assert hits["hit"].isin([0.0, 1.0]).all()
+
+
+# ---- significance ----------------------------------------------------------------------------
+def test_clearly_different_vectors_are_significant():
+    rng = np.random.default_rng(0)
+    good, bad = (rng.random(300) < 0.6).astype(float), (rng.random(300) < 0.1).astype(float)
+    t, p = significance.paired_ttest(good, bad)
+    assert t > 0 and p < 0.001
+
+
+def test_identical_and_degenerate_vectors_do_not_crash():
+    same = np.array([1.0, 0.0, 1.0, 1.0])
+    assert significance.paired_ttest(same, same) == (0.0, 1.0)
+    assert significance.paired_ttest(np.zeros(4), np.zeros(4)) == (0.0, 1.0)
+    t, p = significance.paired_ttest(np.ones(4), np.zeros(4))  # constant difference: no variance
+    assert t == np.inf and p == 0.0
+    assert significance.paired_ttest([1.0], [0.0]) == (0.0, 1.0)
+    tests = significance.pairwise_tests({"a": same, "b": same.copy(), "c": same.copy()})
+    assert not tests[["t", "p", "p_adjusted"]].isna().any().any()
+    assert not tests["significant"].any() and (tests["better"] == "").all()
+    with pytest.raises(ValueError, match="aligned"):
+        significance.paired_ttest([1.0, 0.0], [1.0])
+
+
+def test_bonferroni_makes_p_values_larger():
+    rng = np.random.default_rng(1)
+    hits = {name: (rng.random(200) < q).astype(float) for name, q in [("a", 0.3), ("b", 0.35), ("c", 0.5), ("d", 0.2)]}
+    raw = significance.pairwise_tests(hits, correction="none")
+    corrected = significance.pairwise_tests(hits, correction="bonferroni")
+    assert (corrected["p_adjusted"] >= raw["p_adjusted"]).all()
+    assert (corrected["p_adjusted"] > raw["p_adjusted"]).any()
+    np.testing.assert_allclose(corrected["p_adjusted"], np.minimum(1.0, raw["p"] * len(raw)))
+    assert corrected["significant"].sum() <= raw["significant"].sum()
+
+
+def test_superscripts_name_the_rows_a_method_beats():
+    rng = np.random.default_rng(2)
+    hits = {"content": (rng.random(400) < 0.05).astype(float), "search": (rng.random(400) < 0.6).astype(float),
+            "rec": (rng.random(400) < 0.05).astype(float)}
+    marks = significance.superscripts(significance.pairwise_tests(hits), ["content", "search", "rec"])
+    assert marks["search"] == "13"
+    assert marks["content"] == "" and marks["rec"] == ""
+
+
+# ---- Pareto ----------------------------------------------------------------------------------
+def test_pareto_frontier_on_hand_made_points():
+    points = np.array([[0.7, 0.2], [0.1, 0.6], [0.4, 0.5], [0.3, 0.3], [0.4, 0.5], [0.7, 0.1], [np.nan, 0.9]])
+    assert pareto.pareto_mask(points).tolist() == [True, True, True, False, True, False, False]
+    table = pd.DataFrame(points, columns=["search_all", "rec_all"], index=list("abcdefg"))
+    front = pareto.pareto_frontier(table)
+    assert list(front.index) == ["b", "c", "e", "a"]
+    assert front["search_all"].is_monotonic_increasing and front["rec_all"].is_monotonic_decreasing
+    xs, ys = pareto.staircase(front)
+    assert len(xs) == len(ys) == 2 * len(front) + 1
+    with pytest.raises(ValueError, match="shape"):
+        pareto.pareto_mask(np.zeros((3, 3)))
+
+
+def test_a_point_better_on_both_tasks_is_alone_on_the_frontier():
+    points = np.array([[0.5, 0.5], [0.4, 0.1], [0.1, 0.4], [0.5, 0.2]])
+    assert pareto.pareto_mask(points).tolist() == [True, False, False, False]
+
+
+# ---- the paper's numbers and claims ------------------------------------------------------------
+def test_paper_tables_have_the_published_rows():
+    assert list(paper.paper_table("table1").index) == ["content", "search", "rec"]
+    assert list(paper.paper_table("table2").index) == list(paper.TABLE2_ROWS)
+    assert paper.paper_table("table1").loc["search", "search_all_sig"] == "13"
+    # Table 1 and Table 2 report the same two task-specific runs
+    t1, t2 = paper.paper_table("table1"), paper.paper_table("table2")
+    for method in ("search", "rec"):
+        assert t1.loc[method, "search_all"] == t2.loc[method, "search_all"]
+        assert t1.loc[method, "rec_all"] == t2.loc[method, "rec_all"]
+    assert paper.paper_table("table3").loc["multitask", "search_all"] == t2.loc["multitask", "search_all"]
+    assert "10.1145/3705328.3759300" in paper.CITATION
+
+
+def test_every_claim_holds_on_the_papers_own_numbers():
+    checked = paper.check_claims(paper.paper_means())
+    assert checked["holds"].tolist() == [True] * len(paper.CLAIMS), checked[["claim", "evidence"]]
+
+
+def test_claims_say_when_they_cannot_be_checked():
+    checked = paper.check_claims(paper.paper_means().drop(index=["multitask_rqvae", "fused_svd"]))
+    status = dict(zip(checked["claim"], checked["holds"]))
+    assert status["rq_kmeans_best"] is None and status["svd_vs_concat"] is None
+    assert status["trade_off"] is True
+
+
+def test_claims_notice_a_reversed_finding():
+    means = paper.paper_means()
+    means.loc["rec", "rec_all"] = 0.001  # rec-tuned IDs no longer best on rec
+    status = dict(zip(*paper.check_claims(means)[["claim", "holds"]].T.values))
+    assert status["rec_space_best_rec"] is False
+
+
+# ---- results and tables ------------------------------------------------------------------------
+def test_results_means_and_stds(results):
+    means, stds = results.means("generative"), results.stds("generative")
+    assert list(means.columns) == list(paper.METRICS)
+    assert ((means >= 0) & (means <= 1)).all().all()
+    assert means.loc["search", "search_all"] > means.loc["content", "search_all"]  # quality 0.9 vs 0.1
+    assert stds.notna().all().all()  # two seeds -> a std everywhere
+    base = results.means("baseline")
+    assert np.isnan(base.loc["most_popular", "search_all"]) and np.isfinite(base.loc["random", "search_all"])
+
+
+def test_tables_have_the_papers_rows_and_columns(results):
+    built = tables.build_tables(results)
+    for name, table in built.items():
+        assert table["method"].tolist() == list(paper.TABLE_ROWS[name])
+        for metric in paper.TABLE_METRICS[name]:
+            assert {metric, f"{metric}_std", f"{metric}_sig", f"{metric}_paper"} <= set(table.columns)
+            np.testing.assert_allclose(table[f"{metric}_paper"], paper.paper_table(name)[metric].astype(float))
+    assert built["table2"]["group"].tolist()[:2] == ["Task-specific"] * 2
+    assert built["table3"]["label"].tolist() == ["RQ-KMeans", "Dictionary encoding", "ResidualLFQ", "RQ-VAE"]
+    # the strong synthetic search method beats the weak content and rec ones significantly
+    t1 = built["table1"].set_index("method")
+    assert t1.loc["search", "search_all_sig"] == "13"
+    shown = tables.display_table(built["table1"])
+    assert list(shown.index) == ["1. Content-based", "2. Search based", "3. Rec. based"]
+    assert "±" in shown.loc["2. Search based", "Search All (ours)"] and "¹³" in shown.loc["2. Search based", "Search All (ours)"]
+    assert shown.loc["2. Search based", "Search All (paper)"] == "0.072 ± 0.028 ¹³"
+
+
+def test_single_seed_and_missing_methods_leave_blanks_not_errors(synthetic_dataset, tmp_path):
+    few = synthetic_results(synthetic_dataset, seeds=(0,), methods=("search", "rec", "multitask"))
+    table = tables.build_table(few, "table2")
+    assert table["method"].tolist() == list(paper.TABLE2_ROWS)
+    assert table.set_index("method")["search_all"].isna().tolist() == [m not in ("search", "rec", "multitask")
+                                                                        for m in paper.TABLE2_ROWS]
+    assert table["search_all_std"].isna().all()  # one seed: no std
+    shown = tables.display_table(table)
+    assert "±" not in shown.iloc[0]["Search All (ours)"] and shown.iloc[2]["Search All (ours)"] == ""
+    written = tables.save_tables({"table2": table}, tmp_path)
+    assert all(p.is_file() for p in written)
+    assert pd.read_csv(tmp_path / "table2.csv")["method"].tolist() == list(paper.TABLE2_ROWS)
+
+
+def test_baselines_table(results):
+    shown = tables.baselines_table(results)
+    assert set(shown.index) == set(baselines.BASELINE_LABELS.values())
+    with pytest.raises(ValueError, match="Unknown table"):
+        tables.build_table(results, "table4")
+
+
+# ---- plots -------------------------------------------------------------------------------------
+def test_plots_write_png_and_svg(results, tmp_path):
+    import matplotlib.pyplot as plt
+
+    from helpers.evaluation import plots
+
+    figures = {
+        "pareto": plots.pareto_plot(results.means("generative"), results.stds("generative"), results.means("baseline"), k=K),
+        "tokenizers": plots.tokenizer_plot(results.means("generative"), results.stds("generative"), paper.paper_means()),
+        "summary": plots.summary_figure(results.means("generative"), paper.paper_means()),
+    }
+    for stem, fig in figures.items():
+        paths = plots.save_figure(fig, tmp_path / "figs", stem)
+        plt.close(fig)
+        assert [p.suffix for p in paths] == [".png", ".svg"]
+        assert all(p.stat().st_size > 1000 for p in paths)
+        assert paths[0].read_bytes()[:4] == b"\x89PNG" and b"<svg" in paths[1].read_bytes()[:500]
+
+
+def test_relative_to_best_puts_the_best_at_one():
+    from helpers.evaluation.plots import relative_to_best
+
+    shares = relative_to_best(paper.paper_means(), paper.TABLE2_ROWS)
+    assert shares.max().tolist() == [1.0, 1.0] and (shares <= 1).all().all()
+
+
+# ---- the stage: caching and bad input -------------------------------------------------------
+def test_evaluate_writes_reads_and_caches(smoke_cfg, fake_upstream):
+    cfg = load_profile("smoke", {"evaluation": {"k": K}, "data": {"head_fraction": 0.1}})
+    with pytest.raises(MissingArtifactError, match="05_evaluation"):
+        stage.load_results(cfg, ["search", "multitask"], [0, 1])
+    first = stage.evaluate(cfg, ["multitask", "search"], [1, 0])
+    assert first.constructions == ["search", "multitask"] and first.seeds == [0, 1]  # profile order, sorted seeds
+    assert fake_upstream == [("search", 0), ("search", 1), ("multitask", 0), ("multitask", 1)]
+    assert (first.folder / "hits.parquet").is_file() and (first.folder / "summary.csv").is_file()
+    assert set(first.hits.columns) == set(stage.HITS_COLUMNS)
+    again = stage.evaluate(cfg, ["search", "multitask"], [0, 1])
+    assert len(fake_upstream) == 4  # cached: no prediction was read again
+    pd.testing.assert_frame_equal(again.summary, first.summary)
+    loaded = stage.load_results(cfg, ["search", "multitask"], [0, 1])
+    assert loaded.folder == first.folder
+    means = loaded.means("generative")
+    assert means.loc["search", "search_all"] > means.loc["multitask", "search_all"]  # quality 0.9 vs 0.7
+    assert means.notna().all().all() and ((means >= 0) & (means <= 1)).all().all()
+
+
+def test_bad_input_is_refused_before_any_work(fake_upstream):
+    cfg = load_profile("smoke")
+    with pytest.raises(ProfileError, match="Unknown construction.*'nope'"):
+        stage.evaluate(cfg, ["multitask", "nope"])
+    with pytest.raises(ProfileError, match="at least one seed"):
+        stage.evaluate(cfg, seeds=[])
+    with pytest.raises(ProfileError, match="at least one of"):
+        stage.evaluate(cfg, constructions=[])
+    with pytest.raises(ProfileError, match="integers"):
+        stage.evaluate(cfg, seeds=["zero"])
+    assert fake_upstream == []  # refused before reading a single prediction
+
+
+def test_a_missing_upstream_artifact_names_the_notebook(fake_upstream):
+    cfg = load_profile("smoke")
+    cfg["semantic_ids"]["constructions"]["missing"] = {"space": "content", "quantizer": "rq_kmeans", "scheme": "shared"}
+    with pytest.raises(MissingArtifactError, match="notebook 04"):
+        stage.evaluate(cfg, ["missing"], [0])
+
+
+def test_claims_markdown_counts_verdicts():
+    means = paper.paper_means().drop(index=["multitask_rqvae"])
+    text = paper.claims_markdown(paper.check_claims(means))
+    assert text.startswith(f"{len(paper.CLAIMS) - 1} of {len(paper.CLAIMS) - 1} checkable findings")
+    assert text.count("**holds**") == len(paper.CLAIMS) - 1 and "*not checked*" in text
+
+
+def test_headline_record_is_plain_json(results):
+    import json
+
+    record = tables.headline_record(results)
+    text = json.dumps(record, allow_nan=False)  # NaN would break strict JSON readers
+    assert json.loads(text)["search_all_recall"]["search"] == pytest.approx(results.means().loc["search", "search_all"])
+    assert record["baseline_search_all"]["most_popular"] is None
+
+
+def test_compare_decoding_reports_unavailable_decoders(fake_upstream, monkeypatch):
+    fake = sys.modules["helpers.generative.stage"]
+    real = fake.load_predictions
+
+    def only_beam(cfg, construction, seed, split="test"):
+        if cfg["decoding"]["method"] == "exact":
+            raise MissingArtifactError("not decoded exactly")
+        return real(cfg, construction, seed, split)
+
+    monkeypatch.setattr(fake, "load_predictions", only_beam)
+    cfg = load_profile("smoke")
+    decoded = []
+    monkeypatch.setattr(fake, "predict", lambda cfg, c, s, split="test": decoded.append(cfg["decoding"]["method"])
+                        or real(cfg, c, s, split))
+    built = stage.compare_decoding(cfg, "multitask", 0, build=True)
+    assert built["available"].all() and decoded == ["exact", cfg["decoding"]["method"]]
+    table = stage.compare_decoding(cfg, "multitask", 0)
+    assert table.set_index(["decoding", "task"])["available"].to_dict() == {
+        ("exact", "search"): False, ("exact", "rec"): False,
+        (cfg["decoding"]["method"], "rec"): True, (cfg["decoding"]["method"], "search"): True}
+    assert cfg["decoding"]["method"] != "exact"  # the profile itself was not modified
+
+
+def test_predictions_from_another_split_are_refused(synthetic_dataset):
+    good = make_predictions(synthetic_dataset, 0.5, 0)
+    stage.check_against_dataset(good, synthetic_dataset, "ok")
+    valid_targets = synthetic_dataset.targets("valid")
+    shifted = good.copy()
+    is_rec = shifted["task"] == "rec"
+    shifted.loc[is_rec, "target"] = valid_targets[shifted.loc[is_rec, "query_key"]]
+    with pytest.raises(DataError, match="another split"):
+        stage.check_against_dataset(shifted, synthetic_dataset, "valid targets")
+    unknown = good.copy()
+    unknown.loc[unknown["task"] == "search", "query_key"] += 10_000
+    with pytest.raises(DataError, match="not a test query_id"):
+        stage.check_against_dataset(unknown, synthetic_dataset, "unknown queries")
+
+
+def test_ranking_lengths_flag_short_rankings(results):
+    lengths = stage.ranking_lengths(results)
+    assert set(lengths["method"]) == set(QUALITY) and set(lengths["task"]) == {"search", "rec"}
+    assert (lengths["mean_length"] <= K).all() and lengths["share_short"].between(0, 1).all()
+    short = results.hits.assign(n_ranked=np.where(results.hits["method"] == "rec", 2, results.hits["n_ranked"]))
+    flagged = stage.ranking_lengths(stage.results_from_hits(short, K)).set_index(["method", "task"])
+    assert flagged.loc[("rec", "search"), "share_short"] == 1.0 and flagged.loc[("search", "search"), "share_short"] == 0.0
