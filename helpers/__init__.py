@@ -4,4 +4,12 @@ Every stage of the study is a plain function in a sub-package (``data``, ``embed
 ``semantic_ids``, ``generative``, ``evaluation``); notebooks only call them.
 """
 
+import os
+
+# With OpenMP's default (active) wait policy, torch's worker threads spin while waiting; on a
+# 2-core machine shared with other processes that made MiniLM fine-tuning 5-10x slower
+# (benchmarks/README_embeddings.md). It only takes effect if set before torch is first imported,
+# which is why it lives in the package root that every notebook and test imports first.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 __version__ = "0.1.0"
