@@ -1,0 +1,176 @@
+"""Training and evaluation examples of the joint model: prompts in, Semantic IDs out.
+
+One frame of examples per split, one row per (prompt, target item):
+
+========  ===========================================================================
+column    meaning
+========  ===========================================================================
+task      ``search`` | ``rec``
+query_key int64: ``query_id`` for search, ``user_id`` for recommendation
+target    int64 item_id the prompt should produce
+input_ids list[int]: the tokenized prompt (special tokens included, at most ``max_input_tokens``)
+labels    list[int]: the target's ID tokens in the model's vocabulary (no end token: IDs have a
+          fixed length per task, so the decoder always knows when to stop)
+seen      list[int]: item ids the user already interacted with (``rec`` rows); decoders may
+          leave them out of a ranking. Empty for search.
+========  ===========================================================================
+
+Prompts (paper, section 4; Penha et al.'s joint S&R model):
+
+* search: ``"search: <query text>"`` -> the item's *search* ID.
+* recommendation: ``"recommend: "`` + the *rec* IDs of the user's most recent items, oldest first,
+  most recent last (at most ``history_window`` items, and as many as fit ``max_input_tokens``)
+  -> the next item's *rec* ID.
+
+Under the ``shared`` scheme both IDs are the same; under ``separate`` search prompts only ever see
+and produce search tokens and recommendation prompts rec tokens; under ``prefix_share`` the two
+share their leading tokens.
+
+Splits (no test interaction or test query is ever trained on):
+
+* ``train``: every train query; for each user, the ``rec_targets_per_user`` most recent positions
+  of the *train* history, each predicted from the items before it.
+* ``valid``: each user's validation item from their train history (there are no validation
+  queries: the dataset has train and test queries only).
+* ``test``: every test query; each user's test item from their train + validation history.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from ..data.dataset import Dataset
+from ..semantic_ids.ids import SemanticIds
+from .backbone import id_table
+
+SEARCH_PREFIX = "search:"
+REC_PREFIX = "recommend:"
+SPLITS = ("train", "valid", "test")
+COLUMNS = ["task", "query_key", "target", "input_ids", "labels", "seen"]
+
+
+def _prompt_frame(tokenizer, prefix: str) -> tuple[list[int], list[int]]:
+    """Token ids before and after the ID slot of a rec prompt: ``[CLS] recommend : | [SEP]``.
+
+    Derived from the tokenizer's own special-token template, so a T5 tokenizer (no start token,
+    ``</s>`` at the end) works the same as the offline word-piece one.
+    """
+    with_specials = tokenizer(prefix, add_special_tokens=True)["input_ids"]
+    bare = tokenizer(prefix, add_special_tokens=False)["input_ids"]
+    for start in range(len(with_specials) - len(bare) + 1):
+        if with_specials[start:start + len(bare)] == bare:
+            cut = start + len(bare)
+            return with_specials[:cut], with_specials[cut:]
+    raise ValueError(f"Cannot find the prompt {prefix!r} in its own tokenization {with_specials}.")
+
+
+def search_prompts(queries: pd.Series) -> list[str]:
+    return [f"{SEARCH_PREFIX} {text}" for text in queries]
+
+
+def training_corpus(ds: Dataset) -> list[str]:
+    """The prompt texts the model trains on (chooses the word pieces of a ``vocabulary: corpus``)."""
+    return [REC_PREFIX] + search_prompts(ds.query_split("train")["text"])
+
+
+class ExampleBuilder:
+    """Turns the dataset and the Semantic IDs into tokenized examples for one tokenizer."""
+
+    def __init__(self, ds: Dataset, ids: SemanticIds, tokenizer, gen_cfg: dict):
+        if ids.n_items != ds.n_items:
+            raise ValueError(f"{ids.n_items} Semantic IDs for {ds.n_items} items: they come from different datasets.")
+        self.ds, self.ids, self.tokenizer = ds, ids, tokenizer
+        self.max_input_tokens = int(gen_cfg["max_input_tokens"])
+        self.history_window = int(gen_cfg["history_window"])
+        per_user = gen_cfg.get("rec_targets_per_user")
+        self.rec_targets_per_user = None if per_user is None else int(per_user)
+        self.search_ids = id_table(tokenizer, ids, "search")
+        self.rec_ids = id_table(tokenizer, ids, "rec")
+        self.rec_head, self.rec_tail = _prompt_frame(tokenizer, REC_PREFIX)
+        room = self.max_input_tokens - len(self.rec_head) - len(self.rec_tail)
+        # how many history items fit the token budget: the window, or fewer if IDs are long
+        self.items_per_prompt = max(1, min(self.history_window, room // self.rec_ids.shape[1]))
+
+    # ---- prompts ---------------------------------------------------------------------------
+    def rec_input(self, history: np.ndarray) -> list[int]:
+        """The prompt for a user whose items so far are ``history`` (chronological)."""
+        recent = history[-self.items_per_prompt:]
+        return self.rec_head + self.rec_ids[recent].reshape(-1).tolist() + self.rec_tail
+
+    def search_inputs(self, texts: Iterable[str]) -> list[list[int]]:
+        encoded = self.tokenizer(search_prompts(texts), truncation=True, max_length=self.max_input_tokens)
+        return [list(x) for x in encoded["input_ids"]]
+
+    # ---- splits ----------------------------------------------------------------------------
+    def search_examples(self, split: str, queries_per_item: int | None = None) -> pd.DataFrame:
+        queries = self.ds.query_split(split)
+        if queries_per_item is not None:  # the first n paraphrases of every item (a speed knob for test)
+            queries = queries[queries["pair"] < queries_per_item].reset_index(drop=True)
+        targets = queries["item_id"].to_numpy(np.int64)
+        return pd.DataFrame({
+            "task": "search",
+            "query_key": queries["query_id"].to_numpy(np.int64),
+            "target": targets,
+            "input_ids": self.search_inputs(queries["text"]),
+            "labels": [row.tolist() for row in self.search_ids[targets]],
+            "seen": [[] for _ in range(len(queries))],
+        }, columns=COLUMNS)
+
+    def rec_examples(self, split: str) -> pd.DataFrame:
+        if split == "train":
+            histories = self.ds.histories(("train",))
+            rows = []
+            for user, history in enumerate(histories):
+                positions = range(1, len(history))  # predict history[t] from history[:t]
+                if self.rec_targets_per_user is not None:
+                    positions = positions[-self.rec_targets_per_user:] if self.rec_targets_per_user else []
+                for t in positions:
+                    rows.append((user, history[t], history[:t]))
+        else:
+            visible = ("train",) if split == "valid" else ("train", "valid")
+            histories = self.ds.histories(visible)
+            targets = self.ds.targets(split)
+            rows = [(user, targets[user], histories[user]) for user in range(len(targets))]
+        return pd.DataFrame({
+            "task": "rec",
+            "query_key": np.array([r[0] for r in rows], dtype=np.int64),
+            "target": np.array([r[1] for r in rows], dtype=np.int64),
+            "input_ids": [self.rec_input(r[2]) for r in rows],
+            "labels": [self.rec_ids[r[1]].tolist() for r in rows],
+            "seen": [np.asarray(r[2], dtype=np.int64).tolist() for r in rows],
+        }, columns=COLUMNS)
+
+    def build(self, split: str, tasks: tuple[str, ...] = ("search", "rec"),
+              test_queries_per_item: int | None = None) -> pd.DataFrame:
+        """Examples of ``split`` (``train`` | ``valid`` | ``test``) for ``tasks``, search rows first.
+
+        ``test_queries_per_item``: keep only test queries with ``pair`` below it (all if None).
+        """
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
+        frames = []
+        if "search" in tasks and split != "valid":
+            frames.append(self.search_examples(split, test_queries_per_item if split == "test" else None))
+        if "rec" in tasks:
+            frames.append(self.rec_examples(split))
+        if not frames:
+            return pd.DataFrame(columns=COLUMNS)
+        return pd.concat(frames, ignore_index=True)
+
+
+def build_examples(ds: Dataset, ids: SemanticIds, tokenizer, gen_cfg: dict, split: str) -> pd.DataFrame:
+    """Shortcut for ``ExampleBuilder(ds, ids, tokenizer, gen_cfg).build(split)``."""
+    return ExampleBuilder(ds, ids, tokenizer, gen_cfg).build(split)
+
+
+def show_examples(examples: pd.DataFrame, tokenizer, per_task: int = 2) -> pd.DataFrame:
+    """A few examples as readable text (for the notebook)."""
+    picked = examples.groupby("task", sort=False).head(per_task)
+    return pd.DataFrame({
+        "task": picked["task"],
+        "prompt": [tokenizer.decode(x, skip_special_tokens=True) for x in picked["input_ids"]],
+        "target ID": ["".join(tokenizer.convert_ids_to_tokens(y)) for y in picked["labels"]],
+        "target item": picked["target"],
+    }).reset_index(drop=True)

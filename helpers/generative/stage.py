@@ -1,0 +1,352 @@
+"""Stage 04 entry points: one joint search & recommendation model per (ID construction, seed),
+and its ranked predictions. Cached, atomic, and loadable by later notebooks.
+
+Artifacts (``data/runs/<profile>/generative/<construction>-seed<seed>/<hash>/``), a model folder:
+
+``config.json``, ``model.safetensors``, ``generation_config.json``
+    the trained seq2seq model (``save_pretrained``; ``AutoModelForSeq2SeqLM.from_pretrained`` reads it).
+``tokenizer.json``, ``tokenizer_config.json``, ...
+    its tokenizer, Semantic-ID tokens included (``AutoTokenizer.from_pretrained``).
+``card.json``
+    the training card: seconds, examples per second, steps, example counts per task, final
+    train/validation loss, peak RSS, device, and the trainer's full ``log_history`` (the curves).
+``manifest.json``
+    construction, seed, the upstream folders, the ``generative`` parameters and the card's
+    headline numbers.
+
+Predictions (``data/runs/<profile>/predictions/<construction>-seed<seed>-<split>/<hash>/``):
+
+``predictions.parquet`` (one row per test query and per user; search rows first; with
+``decoding.test_queries_per_item`` only the test queries whose ``pair`` is below it)
+    task (str: ``search`` | ``rec``), query_key (int64: ``query_id`` for search, ``user_id`` for
+    rec), target (int64 item_id), ranked (list of int64 item ids, best first, at most
+    ``evaluation.k``, distinct, every one a catalogue item; with ``decoding.exclude_history`` a
+    rec ranking holds none of the user's earlier items).
+``manifest.json``
+    decoding method and parameters, decoding seconds, queries per second, counts per task.
+
+The model's cache key covers the ``generative`` section (except ``seeds``: adding a seed does not
+retrain the others), the seed, and the upstream Semantic-ID and dataset folders; the
+predictions' key covers the model folder, the decoding parameters the method uses, ``k`` and
+the split.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import artifacts
+from ..errors import ProfileError
+from .backbone import build_backbone, describe, load_backbone
+from .decoding import DecodingSettings, InvalidIdError, ItemDecoder
+from .examples import SPLITS, ExampleBuilder, show_examples, training_corpus
+from .train import peak_rss_mib, train_seq2seq, training_curve
+
+log = logging.getLogger(__name__)
+PRODUCED_BY = "notebooks/04_generative_training.ipynb"
+SCHEMA = 1
+CARD = "card.json"
+PREDICTIONS = "predictions.parquet"
+PREDICTION_COLUMNS = ["task", "query_key", "target", "ranked"]
+
+
+@dataclass
+class TrainedModel:
+    """A trained model folder, loaded: the seq2seq model, its tokenizer and its training card."""
+
+    model: object
+    tokenizer: object
+    path: Path
+    card: dict
+
+
+# ---- upstream ----------------------------------------------------------------------------------
+def constructions(cfg: dict) -> list[str]:
+    return list(cfg["semantic_ids"]["constructions"])
+
+
+def _check(cfg: dict, construction: str, seed=None, split: str | None = None) -> None:
+    if construction not in cfg["semantic_ids"]["constructions"]:
+        raise ProfileError(f"Unknown construction {construction!r}. Known in this profile "
+                           f"(semantic_ids.constructions): {', '.join(constructions(cfg))}.")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        raise ProfileError(f"A seed must be an integer, got {seed!r}.")
+    if split is not None and split not in SPLITS[1:]:
+        raise ProfileError(f"Predictions are made for split 'valid' or 'test', got {split!r}.")
+
+
+def _upstream(cfg: dict, construction: str) -> dict:
+    from ..data.stage import dataset_dir
+    from ..semantic_ids.stage import semantic_ids_dir
+
+    return {"semantic_ids": semantic_ids_dir(cfg, construction).name, "data": dataset_dir(cfg).name}
+
+
+def _load_inputs(cfg: dict, construction: str):
+    from ..data.stage import load_dataset
+    from ..semantic_ids.stage import load_semantic_ids
+
+    return load_dataset(cfg), load_semantic_ids(cfg, construction)
+
+
+# ---- models --------------------------------------------------------------------------------------
+def model_dir(cfg: dict, construction: str, seed: int) -> Path:
+    """The folder of the model for (construction, seed) under this profile."""
+    _check(cfg, construction, seed)
+    params = {k: v for k, v in cfg["generative"].items() if k != "seeds"}
+    key = {"generative": params, "seed": int(seed), **_upstream(cfg, construction), "schema": SCHEMA}
+    return artifacts.stage_dir(cfg, "generative", key, name=f"{construction}-seed{int(seed)}")
+
+
+def train_model(cfg: dict, construction: str, seed: int, force: bool = False, progress: bool = False) -> Path:
+    """Train (or find cached) the joint S&R model for (construction, seed); return its folder.
+
+    The folder appears only once training and saving succeeded. Per-epoch trainer checkpoints go
+    to a hidden sibling folder, so an interrupted run resumes where it stopped.
+    """
+    from transformers import set_seed
+
+    folder = model_dir(cfg, construction, seed)
+    if artifacts.is_complete(folder) and not force:
+        return folder
+    gen = cfg["generative"]
+    ds, ids = _load_inputs(cfg, construction)
+    set_seed(int(seed))  # the randomly initialised t5-config weights depend on it
+    model, tokenizer = build_backbone(gen, ids, training_corpus(ds))
+    builder = ExampleBuilder(ds, ids, tokenizer, gen)
+    train_examples, valid_examples = builder.build("train"), builder.build("valid")
+    checkpoints = folder.parent / f".checkpoints-{folder.name}"
+    if force:
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    manifest = {"stage": "generative", "profile": cfg["name"], "construction": construction, "seed": int(seed),
+                "scheme": ids.scheme, "generative": gen, "upstream": _upstream(cfg, construction),
+                "backbone": describe(model, tokenizer)}
+    with artifacts.atomic_dir(folder, manifest) as tmp:
+        card = train_seq2seq(model, tokenizer, train_examples, valid_examples, gen, int(seed), checkpoints, progress)
+        card.update(construction=construction, seed=int(seed), backbone=describe(model, tokenizer))
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        artifacts.write_json(tmp / CARD, card)
+        manifest.update({k: v for k, v in card.items() if k != "log_history"})
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    log.info("%s seed %d: trained in %.0f s (%.0f examples/s)", construction, seed,
+             card["train_seconds"], card["train_examples_per_second"])
+    return folder
+
+
+def load_model(cfg: dict, construction: str, seed: int) -> TrainedModel:
+    """The trained model of (construction, seed), or ``MissingArtifactError`` naming notebook 04."""
+    folder = artifacts.require(model_dir(cfg, construction, seed),
+                               f"The generative model for {construction} (seed {seed})", PRODUCED_BY)
+    model, tokenizer = load_backbone(folder)
+    return TrainedModel(model=model.eval(), tokenizer=tokenizer, path=folder, card=read_card(folder))
+
+
+def read_card(folder: Path) -> dict:
+    return json.loads((Path(folder) / CARD).read_text())
+
+
+def train_all(cfg: dict, force: bool = False, progress: bool = True) -> dict[tuple[str, int], Path]:
+    """Train every construction of ``semantic_ids.constructions`` x every ``generative.seeds``."""
+    from tqdm.auto import tqdm
+
+    jobs = [(c, int(s)) for c in constructions(cfg) for s in cfg["generative"]["seeds"]]
+    done = {}
+    for construction, seed in tqdm(jobs, desc="generative models", disable=not progress):
+        done[(construction, seed)] = train_model(cfg, construction, seed, force=force)
+    return done
+
+
+def preview(cfg: dict, construction: str, per_task: int = 2) -> tuple[dict, pd.DataFrame]:
+    """What a model of ``construction`` would be: backbone sizes, example counts, a few examples.
+
+    Builds an untrained backbone (cheap) and the examples; trains nothing.
+    """
+    from transformers import set_seed
+
+    gen = cfg["generative"]
+    ds, ids = _load_inputs(cfg, construction)
+    set_seed(0)
+    model, tokenizer = build_backbone(gen, ids, training_corpus(ds))
+    builder = ExampleBuilder(ds, ids, tokenizer, gen)
+    counts = {split: builder.build(split)["task"].value_counts().to_dict() for split in SPLITS}
+    summary = {"construction": construction, "scheme": ids.scheme, **describe(model, tokenizer),
+               "id_tokens": len(ids.vocabulary), "search_id_length": ids.id_length("search"),
+               "rec_id_length": ids.id_length("rec"), "history_items_per_prompt": builder.items_per_prompt,
+               "examples": counts}
+    return summary, show_examples(builder.build("train"), tokenizer, per_task)
+
+
+def training_curves(cfg: dict) -> pd.DataFrame:
+    """Loss against epoch of every trained model: construction, seed, epoch, split, loss."""
+    frames = []
+    for construction in constructions(cfg):
+        for seed in cfg["generative"]["seeds"]:
+            folder = model_dir(cfg, construction, seed)
+            if artifacts.is_complete(folder):
+                frames.append(training_curve(read_card(folder)).assign(construction=construction, seed=int(seed)))
+    columns = ["construction", "seed", "epoch", "split", "loss"]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+
+def model_cards(cfg: dict) -> pd.DataFrame:
+    """One row per trained model of the profile: the training card's headline numbers."""
+    rows = []
+    for construction in constructions(cfg):
+        for seed in cfg["generative"]["seeds"]:
+            folder = model_dir(cfg, construction, seed)
+            if not artifacts.is_complete(folder):
+                continue
+            card = read_card(folder)
+            rows.append({"construction": construction, "seed": int(seed),
+                         "train_seconds": card["train_seconds"],
+                         "examples_per_second": card["train_examples_per_second"],
+                         "n_train_examples": card["n_train_examples"], "steps": card["steps"],
+                         "final_train_loss": card["final_train_loss"], "final_valid_loss": card["final_valid_loss"],
+                         "parameters": card["backbone"]["parameters"], "vocabulary": card["backbone"]["vocabulary"],
+                         "peak_rss_mib": card["peak_rss_mib"]})
+    return pd.DataFrame(rows)
+
+
+# ---- predictions ---------------------------------------------------------------------------------
+def predictions_dir(cfg: dict, construction: str, seed: int, split: str = "test") -> Path:
+    _check(cfg, construction, seed, split)
+    settings = DecodingSettings.from_cfg(cfg["decoding"])
+    key = {"model": model_dir(cfg, construction, seed).name, "decoding": settings.params(),
+           "test_queries_per_item": cfg["decoding"].get("test_queries_per_item"),
+           "k": int(cfg["evaluation"]["k"]), "split": split, "schema": SCHEMA}
+    return artifacts.stage_dir(cfg, "predictions", key, name=f"{construction}-seed{int(seed)}-{split}")
+
+
+def check_predictions(predictions: pd.DataFrame, n_items: int, k: int) -> None:
+    """The contract of predictions.parquet: distinct, valid, at most k items per row."""
+    for ranked in predictions["ranked"]:
+        ranked = list(ranked)
+        if len(ranked) > k or len(set(ranked)) != len(ranked) or any(not 0 <= i < n_items for i in ranked):
+            raise InvalidIdError(f"Invalid ranking {ranked[:5]}...: rankings hold at most {k} distinct item ids.")
+
+
+def predict(cfg: dict, construction: str, seed: int, split: str = "test", force: bool = False) -> pd.DataFrame:
+    """Ranked items for every ``split`` prompt of (construction, seed); cached (trains if needed)."""
+    folder = predictions_dir(cfg, construction, seed, split)
+    if artifacts.is_complete(folder) and not force:
+        return load_predictions(cfg, construction, seed, split)
+    train_model(cfg, construction, seed)
+    trained = load_model(cfg, construction, seed)
+    ds, ids = _load_inputs(cfg, construction)
+    examples = ExampleBuilder(ds, ids, trained.tokenizer, cfg["generative"]).build(
+        split, test_queries_per_item=cfg["decoding"].get("test_queries_per_item"))
+    settings = DecodingSettings.from_cfg(cfg["decoding"])
+    k = int(cfg["evaluation"]["k"])
+    predictions, seconds = ItemDecoder(trained.model, trained.tokenizer, ids, settings).timed_rank_examples(examples, k)
+    check_predictions(predictions, ids.n_items, k)
+    manifest = {"stage": "predictions", "profile": cfg["name"], "construction": construction, "seed": int(seed),
+                "split": split, "k": k, "model": str(trained.path), "decoding": settings.params(),
+                "decoding_seconds": round(seconds, 2),
+                "queries_per_second": round(len(predictions) / seconds, 1) if seconds > 0 else None,
+                "n_queries": predictions["task"].value_counts().to_dict(),
+                "mean_ranked_length": predictions["ranked"].map(len).groupby(predictions["task"]).mean().to_dict(),
+                "peak_rss_mib": peak_rss_mib()}
+    with artifacts.atomic_dir(folder, manifest) as tmp:
+        predictions.to_parquet(tmp / PREDICTIONS, index=False)
+    return load_predictions(cfg, construction, seed, split)
+
+
+def load_predictions(cfg: dict, construction: str, seed: int, split: str = "test") -> pd.DataFrame:
+    """predictions.parquet of (construction, seed, split), or ``MissingArtifactError`` naming notebook 04."""
+    folder = artifacts.require(predictions_dir(cfg, construction, seed, split),
+                               f"The {split} predictions of the generative model for {construction} (seed {seed})",
+                               PRODUCED_BY)
+    predictions = pd.read_parquet(folder / PREDICTIONS)
+    predictions["ranked"] = [np.asarray(r, dtype=np.int64).tolist() for r in predictions["ranked"]]
+    return predictions
+
+
+def predict_all(cfg: dict, split: str = "test", force: bool = False, progress: bool = True) -> dict:
+    """``predict`` for every construction x seed of the profile; returns the manifests."""
+    from tqdm.auto import tqdm
+
+    jobs = [(c, int(s)) for c in constructions(cfg) for s in cfg["generative"]["seeds"]]
+    manifests = {}
+    for construction, seed in tqdm(jobs, desc=f"{split} predictions", disable=not progress):
+        predict(cfg, construction, seed, split, force=force)
+        manifests[(construction, seed)] = artifacts.read_manifest(predictions_dir(cfg, construction, seed, split))
+    return manifests
+
+
+def prediction_summary(cfg: dict, split: str = "test") -> pd.DataFrame:
+    """Recall@k per construction x seed x task of the saved predictions, with decoding speed.
+
+    A sanity table for notebook 04; notebook 05 does the evaluation proper (segments, tests).
+    """
+    from ..evaluation.metrics import recall_at_k
+
+    k = int(cfg["evaluation"]["k"])
+    rows = []
+    for construction in constructions(cfg):
+        for seed in cfg["generative"]["seeds"]:
+            folder = predictions_dir(cfg, construction, seed, split)
+            if not artifacts.is_complete(folder):
+                continue
+            manifest = artifacts.read_manifest(folder)
+            predictions = load_predictions(cfg, construction, seed, split)
+            for task, rows_of_task in predictions.groupby("task", sort=False):
+                rows.append({"construction": construction, "seed": int(seed), "task": task,
+                             f"recall@{k}": recall_at_k(list(rows_of_task["ranked"]), rows_of_task["target"].to_numpy(), k),
+                             "n": len(rows_of_task), "mean_ranked": rows_of_task["ranked"].map(len).mean(),
+                             "decoding_seconds": manifest["decoding_seconds"],
+                             "queries_per_second": manifest["queries_per_second"]})
+    return pd.DataFrame(rows)
+
+
+def compare_decoders(cfg: dict, construction: str, seed: int | None = None, per_task: int = 200,
+                     methods=None, sample_seed: int = 0, repeats: int = 1) -> pd.DataFrame:
+    """Every decoder on the same trained model and the same sampled test prompts.
+
+    Returns one row per method x task: Recall@k, queries per second (the fastest of ``repeats``
+    runs, which interleave the methods so a busy machine slows them alike), the mean number of
+    distinct items returned, and the mean overlap of its top-k set with exact top-k (1.0 =
+    identical sets). The model must be trained already (``train_model``).
+    """
+    import time
+
+    from ..evaluation.metrics import recall_at_k
+    from .decoding import METHODS
+
+    seed = int(cfg["generative"]["seeds"][0] if seed is None else seed)
+    methods = list(methods or METHODS)
+    if "exact" not in methods:
+        methods.append("exact")
+    k = int(cfg["evaluation"]["k"])
+    trained = load_model(cfg, construction, seed)
+    ds, ids = _load_inputs(cfg, construction)
+    examples = ExampleBuilder(ds, ids, trained.tokenizer, cfg["generative"]).build("test")
+    rng = np.random.default_rng(sample_seed)
+    sample = pd.concat([rows.iloc[np.sort(rng.choice(len(rows), min(per_task, len(rows)), replace=False))]
+                        for _, rows in examples.groupby("task", sort=False)], ignore_index=True)
+    decoder = ItemDecoder(trained.model, trained.tokenizer, ids, DecodingSettings.from_cfg(cfg["decoding"]))
+    rankings, seconds = {}, {}
+    for _ in range(max(1, repeats)):
+        for method in ["exact"] + [m for m in methods if m != "exact"]:
+            for task, prompts in sample.groupby("task", sort=False):
+                started = time.perf_counter()
+                rankings[(method, task)] = decoder.rank(task, list(prompts["input_ids"]), k, list(prompts["seen"]),
+                                                        method=method)
+                elapsed = time.perf_counter() - started
+                seconds[(method, task)] = min(elapsed, seconds.get((method, task), elapsed))
+    results = []
+    for (method, task), ranked in rankings.items():
+        prompts = sample[sample["task"] == task]
+        exact = rankings[("exact", task)]
+        overlap = np.mean([len(set(a) & set(b)) / max(1, len(b)) for a, b in zip(ranked, exact)])
+        results.append({"method": method, "task": task, f"recall@{k}": recall_at_k(ranked, prompts["target"].to_numpy(), k),
+                        "queries_per_second": len(prompts) / seconds[(method, task)],
+                        "mean_distinct_items": np.mean([len(r) for r in ranked]),
+                        "overlap_with_exact": overlap, "n": len(prompts)})
+    return pd.DataFrame(results)

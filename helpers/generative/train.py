@@ -1,0 +1,149 @@
+"""Training the joint search & recommendation model with HF ``Seq2SeqTrainer``.
+
+The trainer gives us, without a hand-written loop: AdamW with decoupled weight decay, a linear
+learning-rate decay, multi-GPU and bf16 on GPUs, per-epoch validation loss, and checkpoints a
+later call resumes from (``checkpoint_dir``). Paper settings (section 4): AdamW, lr 0.002, batch
+128, weight decay 0.01, 3 epochs; the profile says what this run uses.
+
+Batches are grouped by prompt length (``train_sampling_strategy="group_by_length"``): a
+recommendation prompt is 3-4x longer than a search prompt, and padding every search prompt to
+the longest history in its batch would waste most of the encoder's work.
+"""
+from __future__ import annotations
+
+import logging
+import resource
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from ..errors import ProfileError
+
+log = logging.getLogger(__name__)
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far, in MiB (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+
+
+def resolve_bf16(setting) -> bool:
+    """``auto``: bf16 only on a GPU that supports it (bf16 matmuls are ~400x slower on this CPU)."""
+    gpu_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if setting == "auto":
+        return gpu_bf16
+    if not isinstance(setting, bool):
+        raise ProfileError(f"generative.bf16 must be auto, true or false, got {setting!r}.")
+    if setting and not gpu_bf16:
+        log.warning("generative.bf16 is true without a bf16-capable GPU: expect training to be very slow.")
+    return setting
+
+
+def to_hf_dataset(examples: pd.DataFrame):
+    """The two columns the trainer needs, as a ``datasets.Dataset``."""
+    import datasets
+
+    return datasets.Dataset.from_dict({
+        "input_ids": [list(map(int, x)) for x in examples["input_ids"]],
+        "labels": [list(map(int, y)) for y in examples["labels"]],
+    })
+
+
+def training_arguments(gen_cfg: dict, output_dir: Path, seed: int, with_eval: bool, n_train: int,
+                       progress: bool = False):
+    from transformers import Seq2SeqTrainingArguments
+
+    batch_size = int(gen_cfg["batch_size"])
+    steps_per_epoch = max(1, -(-n_train // batch_size))
+    return Seq2SeqTrainingArguments(
+        output_dir=str(output_dir),
+        num_train_epochs=float(gen_cfg["epochs"]),
+        per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=batch_size * 2,
+        learning_rate=float(gen_cfg["lr"]),
+        weight_decay=float(gen_cfg["weight_decay"]),
+        optim="adamw_torch",
+        lr_scheduler_type="linear",
+        warmup_steps=float(gen_cfg.get("warmup", 0.0)),
+        seed=int(seed),
+        data_seed=int(seed),
+        bf16=resolve_bf16(gen_cfg.get("bf16", "auto")),
+        train_sampling_strategy="group_by_length",
+        eval_strategy="epoch" if with_eval else "no",
+        prediction_loss_only=True,
+        save_strategy="epoch",          # resumable: a re-run continues from the last epoch
+        save_total_limit=1,
+        logging_strategy="steps",
+        logging_steps=max(1, steps_per_epoch // 4),  # four points per epoch for the training curve
+        report_to="none",
+        disable_tqdm=not progress,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+    )
+
+
+def train_seq2seq(model, tokenizer, train_examples: pd.DataFrame, valid_examples: pd.DataFrame | None,
+                  gen_cfg: dict, seed: int, checkpoint_dir: Path, progress: bool = False) -> dict:
+    """Train ``model`` in place on the examples; return the training card (times, losses, memory).
+
+    ``checkpoint_dir`` holds the trainer's per-epoch checkpoints; if it already holds one (an
+    interrupted run of the same configuration), training resumes from it.
+    """
+    from transformers import DataCollatorForSeq2Seq, PrinterCallback, Seq2SeqTrainer
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if len(train_examples) == 0:
+        raise ValueError("No training examples: the dataset has no train queries and no train history.")
+    with_eval = valid_examples is not None and len(valid_examples) > 0
+    args = training_arguments(gen_cfg, checkpoint_dir, seed, with_eval, len(train_examples), progress)
+    trainer = Seq2SeqTrainer(
+        model=model,
+        args=args,
+        data_collator=DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100),
+        train_dataset=to_hf_dataset(train_examples),
+        eval_dataset=to_hf_dataset(valid_examples) if with_eval else None,
+        processing_class=tokenizer,
+    )
+    if not progress:
+        trainer.remove_callback(PrinterCallback)  # keep notebooks quiet; the curve is in the card
+    Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
+    resume = get_last_checkpoint(str(checkpoint_dir))
+    started = time.time()
+    output = trainer.train(resume_from_checkpoint=resume)
+    seconds = time.time() - started
+    history = trainer.state.log_history
+    eval_losses = [h["eval_loss"] for h in history if "eval_loss" in h]
+    train_losses = [h["loss"] for h in history if "loss" in h]
+    return {
+        "train_seconds": round(seconds, 2),
+        "train_examples_per_second": round(output.metrics.get("train_samples_per_second", 0.0), 1),
+        "train_runtime": output.metrics.get("train_runtime"),
+        "resumed_from": Path(resume).name if resume else None,
+        "epochs": float(gen_cfg["epochs"]),
+        "steps": int(trainer.state.global_step),
+        "n_train_examples": int(len(train_examples)),
+        "n_train_examples_by_task": train_examples["task"].value_counts().to_dict(),
+        "n_valid_examples": int(len(valid_examples)) if with_eval else 0,
+        "final_train_loss": train_losses[-1] if train_losses else None,
+        "final_valid_loss": eval_losses[-1] if eval_losses else None,
+        "bf16": bool(args.bf16),
+        "device": str(args.device),
+        "torch_threads": torch.get_num_threads(),
+        "peak_rss_mib": peak_rss_mib(),
+        "log_history": history,
+    }
+
+
+def training_curve(card: dict) -> pd.DataFrame:
+    """Train and validation loss against epoch, from a card's ``log_history`` (for plots)."""
+    rows = []
+    for entry in card.get("log_history", []):
+        if "loss" in entry:
+            rows.append({"epoch": entry.get("epoch"), "split": "train", "loss": entry["loss"]})
+        if "eval_loss" in entry:
+            rows.append({"epoch": entry.get("epoch"), "split": "valid", "loss": entry["eval_loss"]})
+    return pd.DataFrame(rows, columns=["epoch", "split", "loss"])

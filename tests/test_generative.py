@@ -1,0 +1,460 @@
+"""Unit tests of the joint generative model (helpers.generative): examples, backbone, training,
+decoders and the stage contract. Tiny models on the synthetic dataset: seconds, not minutes."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from helpers.errors import MissingArtifactError, ProfileError
+from helpers.evaluation.metrics import recall_at_k
+from helpers.generative.backbone import build_backbone, id_table, load_backbone
+from helpers.generative.decoding import (METHODS, DecodingSettings, IdTrie, InvalidIdError, ItemDecoder,
+                                         beam_search, exact_scores, exact_top_k, hf_beam_search)
+from helpers.generative.examples import ExampleBuilder, training_corpus
+from helpers.generative.train import train_seq2seq
+from helpers.semantic_ids.ids import SemanticIds
+
+TINY = dict(backbone="t5-config", vocabulary="corpus", d_model=32, num_layers=1, num_heads=2, d_ff=64,
+            max_input_tokens=48, history_window=4, rec_targets_per_user=2, epochs=2, batch_size=32,
+            lr=3.0e-3, weight_decay=0.01, bf16="auto", seeds=[0])
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Two threads on a CPU shared with other jobs spin-wait and run many times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def shared_ids(n_items: int, collide: bool = False) -> SemanticIds:
+    """Two-level IDs ``<a_i><b_j>``; with ``collide``, a third disambiguation level on every ID."""
+    tokens = []
+    for item in range(n_items):
+        seq = [f"<a_{item % 5}>", f"<b_{item // 5}>"]
+        if collide:  # pairs of items share (a, b) and differ only in the disambiguation token
+            seq = [f"<a_{(item // 2) % 5}>", f"<b_{item // 10}>", f"<d_{item % 2}>"]
+        tokens.append(seq)
+    return SemanticIds("toy", "shared", tokens, [list(s) for s in tokens], sorted({t for s in tokens for t in s}))
+
+
+def separate_ids(n_items: int) -> SemanticIds:
+    search = [[f"<s_a_{i % 6}>", f"<s_b_{i // 6}>"] for i in range(n_items)]
+    rec = [[f"<r_a_{i % 4}>", f"<r_b_{i // 4}>"] for i in range(n_items)]
+    vocab = sorted({t for s in search + rec for t in s})
+    return SemanticIds("toy_sep", "separate", search, rec, vocab)
+
+
+def tiny_model(ds, ids, seed: int = 0, **overrides):
+    from transformers import set_seed
+
+    set_seed(seed)
+    return build_backbone({**TINY, **overrides}, ids, training_corpus(ds))
+
+
+def overfit_examples(examples: pd.DataFrame, per_task: int = 4, copies: int = 16) -> pd.DataFrame:
+    """A handful of examples with distinct prompts and distinct targets, repeated ``copies`` times."""
+    picked = []
+    for task in ("search", "rec"):
+        rows = examples[examples["task"] == task]
+        rows = rows[~rows["input_ids"].map(tuple).duplicated()].drop_duplicates("target")
+        picked.append(rows.head(per_task))
+    handful = pd.concat(picked, ignore_index=True)
+    return pd.concat([handful] * copies, ignore_index=True), handful
+
+
+# ---- examples ----------------------------------------------------------------------------------------
+def test_examples_follow_the_splits(synthetic_dataset):
+    ds, ids = synthetic_dataset, shared_ids(synthetic_dataset.n_items)
+    model, tokenizer = tiny_model(ds, ids)
+    builder = ExampleBuilder(ds, ids, tokenizer, TINY)
+    train, valid, test = builder.build("train"), builder.build("valid"), builder.build("test")
+    assert (train["task"] == "search").sum() == len(ds.query_split("train"))
+    assert (test["task"] == "search").sum() == len(ds.query_split("test"))
+    assert (valid["task"] == "search").sum() == 0  # no validation queries exist
+    train_hist, full_hist = ds.histories(("train",)), ds.histories(("train", "valid"))
+    per_user = train[train["task"] == "rec"].groupby("query_key").size()
+    assert (per_user <= TINY["rec_targets_per_user"]).all()
+    rec_ids = id_table(tokenizer, ids, "rec")
+    for _, row in train[train["task"] == "rec"].iterrows():
+        history = train_hist[row["query_key"]]
+        position = int(np.flatnonzero(history == row["target"])[0])
+        assert position >= len(history) - TINY["rec_targets_per_user"]  # the most recent positions
+        recent = history[:position][-TINY["history_window"]:]
+        assert row["input_ids"] == builder.rec_head + rec_ids[recent].reshape(-1).tolist() + builder.rec_tail
+        assert row["labels"] == rec_ids[row["target"]].tolist()
+    test_rec = test[test["task"] == "rec"].set_index("query_key")
+    test_targets = ds.targets("test")
+    for user in range(ds.n_users):
+        assert test_rec.loc[user, "target"] == test_targets[user]
+        assert test_rec.loc[user, "seen"] == full_hist[user].tolist()  # train + valid history
+        assert test_targets[user] not in full_hist[user]
+    assert all(len(x) <= TINY["max_input_tokens"] for x in pd.concat([train, test])["input_ids"])
+    fewer = builder.build("test", test_queries_per_item=1)
+    assert (fewer["task"] == "search").sum() == ds.n_items and (fewer["task"] == "rec").sum() == ds.n_users
+
+
+def test_separate_scheme_prompts_and_targets_use_their_task_tokens(synthetic_dataset):
+    ds, ids = synthetic_dataset, separate_ids(synthetic_dataset.n_items)
+    model, tokenizer = tiny_model(ds, ids)
+    examples = ExampleBuilder(ds, ids, tokenizer, TINY).build("train")
+    search_vocab = set(tokenizer.convert_tokens_to_ids(sorted({t for s in ids.search_tokens for t in s})))
+    rec_vocab = set(tokenizer.convert_tokens_to_ids(sorted({t for s in ids.rec_tokens for t in s})))
+    for _, row in examples.iterrows():
+        own, other = (search_vocab, rec_vocab) if row["task"] == "search" else (rec_vocab, search_vocab)
+        assert set(row["labels"]) <= own
+        assert not set(row["input_ids"]) & other
+
+
+# ---- decoders on an untrained tiny model ---------------------------------------------------------------
+@pytest.fixture
+def toy(synthetic_dataset):
+    ds = synthetic_dataset
+    ids = shared_ids(ds.n_items, collide=True)
+    model, tokenizer = tiny_model(ds, ids)
+    examples = ExampleBuilder(ds, ids, tokenizer, TINY).build("test")
+    prompts = list(examples["input_ids"].iloc[::23])[:6]
+    return ds, ids, model.eval(), tokenizer, prompts
+
+
+def test_trie_holds_exactly_the_ids():
+    table = np.array([[5, 7, 9], [5, 7, 10], [6, 7, 9], [6, 8, 9]])
+    trie = IdTrie(table)
+    assert trie.n_nodes == [1, 2, 3, 4]
+    assert trie.allowed_next() == {(): [5, 6], (5,): [7], (6,): [7, 8], (5, 7): [9, 10], (6, 7): [9], (6, 8): [9]}
+    trie.check(np.array([[0, 3]]), table[[0, 3]][None])
+    with pytest.raises(InvalidIdError):
+        trie.check(np.array([[0]]), np.array([[[5, 7, 11]]]))
+    with pytest.raises(ValueError):
+        IdTrie(np.array([[1, 2], [1, 2]]))
+
+
+def test_reachable_prunes_prefixes_whose_items_are_all_excluded():
+    trie = IdTrie(np.array([[5, 7, 9], [5, 7, 10], [6, 7, 9], [6, 8, 9]]))
+    exclude = torch.tensor([[True, True, False, False], [False, False, False, True]])
+    reachable = trie.reachable(exclude)
+    assert reachable[0].all()
+    assert reachable[1].tolist() == [[False, True], [True, True]]  # prefix (5,) holds only items 0, 1
+    assert reachable[3].tolist() == (~exclude).tolist()
+
+
+def test_exact_scores_equal_teacher_forced_log_probabilities(toy):
+    ds, ids, model, tokenizer, prompts = toy
+    trie = IdTrie(id_table(tokenizer, ids, "search"))
+    scores = exact_scores(model, prompts, trie, tokenizer.pad_token_id)
+    labels = torch.as_tensor(trie.table)
+    with torch.no_grad():
+        for row, prompt in enumerate(prompts):
+            logits = model(input_ids=torch.tensor([prompt] * trie.n_items), labels=labels).logits
+            teacher = torch.log_softmax(logits, -1).gather(2, labels[..., None]).squeeze(-1).sum(1)
+            torch.testing.assert_close(scores[row], teacher, atol=1e-4, rtol=1e-4)
+
+
+def test_beam_decoders_agree_with_exact_top_k(toy):
+    ds, ids, model, tokenizer, prompts = toy
+    trie = IdTrie(id_table(tokenizer, ids, "rec"))
+    pad = tokenizer.pad_token_id
+    exact_items, exact_values, _ = exact_top_k(model, prompts, trie, trie.n_items, pad)
+    # a beam as wide as the catalogue keeps every prefix: it is exhaustive, hence exact
+    items, scores, _ = beam_search(model, prompts, trie, num_beams=trie.n_items, pad_id=pad)
+    np.testing.assert_array_equal(items, exact_items)
+    np.testing.assert_allclose(scores, exact_values, atol=1e-5)
+    # diverse beam search with one group and no penalty is plain beam search
+    narrow, narrow_scores, _ = beam_search(model, prompts, trie, num_beams=8, pad_id=pad)
+    same, _, _ = beam_search(model, prompts, trie, num_beams=8, num_groups=1, diversity_penalty=0.0, pad_id=pad)
+    np.testing.assert_array_equal(narrow, same)
+    # HF generate with prefix_allowed_tokens_fn finds the same beams as our trie beam search
+    hf_items, hf_scores, _ = hf_beam_search(model, prompts, trie, num_beams=8, pad_id=pad)
+    np.testing.assert_array_equal(hf_items, narrow)
+    np.testing.assert_allclose(hf_scores, narrow_scores, atol=1e-4)  # length_penalty 0: summed log-probs
+    # every beam result is among the exact scores, at its exact value
+    for row in range(len(prompts)):
+        exact_of = dict(zip(exact_items[row], exact_values[row]))
+        for item, score in zip(narrow[row], narrow_scores[row]):
+            assert score == pytest.approx(exact_of[item], abs=1e-4)
+
+
+def reference_diverse_beam(model, prompt, trie, beams, groups, penalty, start):
+    """Diverse beam search written plainly, one beam and one group at a time (Vijayakumar et al.)."""
+    allowed = trie.allowed_next()
+    width = beams // groups
+
+    def log_probs(prefix):
+        with torch.no_grad():
+            out = model(input_ids=torch.tensor([prompt]), decoder_input_ids=torch.tensor([[start, *prefix]]))
+        return torch.log_softmax(out.logits[0, -1], -1)
+
+    group_beams = [[((), 0.0)] for _ in range(groups)]
+    for _ in range(trie.depth):
+        used: dict[int, int] = {}
+        for g in range(groups):
+            candidates = []
+            for prefix, score in group_beams[g]:
+                lp = log_probs(prefix)
+                for token in allowed[prefix]:
+                    total = score + float(lp[token])
+                    candidates.append((total - penalty * used.get(token, 0), total, prefix + (token,)))
+            candidates.sort(key=lambda c: -c[0])
+            group_beams[g] = [(seq, total) for _, total, seq in candidates[:width]]
+            for seq, _ in group_beams[g]:
+                used[seq[-1]] = used.get(seq[-1], 0) + 1
+    index = {tuple(row): item for item, row in enumerate(trie.table.tolist())}
+    finished = sorted(((total, index[seq]) for beams_of_group in group_beams for seq, total in beams_of_group),
+                      key=lambda c: -c[0])
+    return list(dict.fromkeys(item for _, item in finished))
+
+
+def test_vectorised_diverse_beam_search_matches_the_plain_algorithm(toy):
+    ds, ids, model, tokenizer, prompts = toy
+    trie = IdTrie(id_table(tokenizer, ids, "search"))
+    for beams, groups, penalty in ((12, 4, 0.25), (8, 8, 2.0), (6, 1, 0.0)):
+        decoder = ItemDecoder(model, tokenizer, ids, DecodingSettings(num_beams=beams, num_groups=groups,
+                                                                      diversity_penalty=penalty))
+        ranked = decoder.rank("search", prompts, k=beams, method="diverse_beam" if groups > 1 else "trie_beam")
+        for prompt, got in zip(prompts, ranked):
+            expected = reference_diverse_beam(model, prompt, trie, beams, groups, penalty,
+                                              model.config.decoder_start_token_id)
+            assert got == expected
+
+
+def test_diverse_beam_search_spreads_over_groups(toy):
+    ds, ids, model, tokenizer, prompts = toy
+    trie = IdTrie(id_table(tokenizer, ids, "search"))
+    plain, _, _ = beam_search(model, prompts, trie, num_beams=12, pad_id=tokenizer.pad_token_id)
+    diverse, _, sequences = beam_search(model, prompts, trie, num_beams=12, num_groups=6, diversity_penalty=5.0,
+                                        pad_id=tokenizer.pad_token_id)
+    trie.check(diverse, sequences)
+    first_tokens_plain = np.mean([len(set(trie.table[r][:, 0])) for r in plain])
+    first_tokens_diverse = np.mean([len(set(s[:, 0])) for s in sequences])
+    assert first_tokens_diverse >= first_tokens_plain  # a strong penalty pushes groups to other first codes
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_decoded_item_is_real_distinct_and_unseen(toy, method):
+    ds, ids, model, tokenizer, prompts = toy
+    settings = DecodingSettings(method=method, num_beams=12, num_groups=4, batch_size=4, exact_rows=64)
+    decoder = ItemDecoder(model, tokenizer, ids, settings)
+    seen = [[0, 1, 2, 3, 4, 5, 6, 7]] * len(prompts)
+    for task in ("search", "rec"):
+        ranked = decoder.rank(task, prompts, k=10, seen=seen)
+        assert len(ranked) == len(prompts)
+        for items in ranked:
+            assert 0 < len(items) <= 10 and len(set(items)) == len(items)
+            assert all(0 <= i < ids.n_items for i in items)
+            assert not set(items) & set(seen[0])
+            for item in items:  # the ID the decoder scored maps back to this very item
+                assert ids.item_of(task, ids.tokens(task)[item]) == item
+
+
+def test_disambiguation_tokens_never_become_items(toy):
+    ds, ids, model, tokenizer, prompts = toy
+    trie = IdTrie(id_table(tokenizer, ids, "search"))
+    items, _, sequences = beam_search(model, prompts, trie, num_beams=16, pad_id=tokenizer.pad_token_id)
+    for per_input_items, per_input_seqs in zip(items, sequences):
+        for item, seq in zip(per_input_items, per_input_seqs):
+            tokens = tokenizer.convert_ids_to_tokens(seq.tolist())
+            assert len(tokens) == 3 and tokens[-1].startswith("<d_")
+            assert ids.item_of("search", tokens) == item
+
+
+def test_separate_scheme_search_outputs_use_only_search_tokens(synthetic_dataset):
+    ds, ids = synthetic_dataset, separate_ids(synthetic_dataset.n_items)
+    model, tokenizer = tiny_model(ds, ids)
+    decoder = ItemDecoder(model.eval(), tokenizer, ids, DecodingSettings(num_beams=10, num_groups=5))
+    prompts = list(ExampleBuilder(ds, ids, tokenizer, TINY).build("test")["input_ids"][:5])
+    search_tokens = {t for s in ids.search_tokens for t in s}
+    rec_tokens = {t for s in ids.rec_tokens for t in s}
+    for task, allowed in (("search", search_tokens), ("rec", rec_tokens)):
+        trie = decoder.tries[task]
+        _, _, sequences = beam_search(model, prompts, trie, num_beams=10, num_groups=5, diversity_penalty=0.25,
+                                      pad_id=tokenizer.pad_token_id)
+        produced = set(tokenizer.convert_ids_to_tokens(sequences.reshape(-1).tolist()))
+        assert produced <= allowed
+
+
+def test_bad_decoding_settings_are_refused(toy):
+    ds, ids, model, tokenizer, prompts = toy
+    with pytest.raises(ProfileError, match="Unknown decoding method"):
+        DecodingSettings.from_cfg({"method": "greedy"})
+    with pytest.raises(ProfileError, match="multiple of"):
+        DecodingSettings.from_cfg({"method": "diverse_beam", "num_beams": 10, "num_groups": 3})
+    decoder = ItemDecoder(model, tokenizer, ids, DecodingSettings(num_beams=4, num_groups=2))
+    with pytest.raises(ProfileError, match="Unknown decoding method"):
+        decoder.rank("search", prompts, k=3, method="nucleus")
+
+
+# ---- backbones -----------------------------------------------------------------------------------------
+def test_unknown_backbone_path_is_a_clear_error(synthetic_dataset, tmp_path):
+    ids = shared_ids(synthetic_dataset.n_items)
+    with pytest.raises(ProfileError, match="neither 't5-config' nor a seq2seq model"):
+        build_backbone({**TINY, "backbone": str(tmp_path / "no-such-model")}, ids)
+
+
+def test_pretrained_folder_backbone_gets_the_id_tokens(synthetic_dataset, tmp_path):
+    """What a user with google/flan-t5-base on disk gets: from_pretrained + the ID tokens added."""
+    ds = synthetic_dataset
+    plain = SemanticIds("none", "shared", [["<z_0>"]], [["<z_0>"]], ["<z_0>"])
+    model, tokenizer = tiny_model(ds, plain, vocabulary="full")
+    model.save_pretrained(tmp_path / "t5")
+    tokenizer.save_pretrained(tmp_path / "t5")
+    ids = shared_ids(ds.n_items)
+    loaded, loaded_tokenizer = build_backbone({**TINY, "backbone": str(tmp_path / "t5")}, ids)
+    assert len(loaded_tokenizer) == len(tokenizer) + len(ids.vocabulary)
+    assert loaded.get_input_embeddings().weight.shape[0] >= len(loaded_tokenizer)
+    assert loaded_tokenizer.tokenize("<a_1><b_2>") == ["<a_1>", "<b_2>"]
+
+
+def test_corpus_vocabulary_is_smaller_and_tokenizes_unseen_words(synthetic_dataset):
+    ds, ids = synthetic_dataset, shared_ids(synthetic_dataset.n_items)
+    _, full = tiny_model(ds, ids, vocabulary="full")
+    _, small = tiny_model(ds, ids, vocabulary="corpus")
+    assert len(small) < len(full) / 10
+    unseen = "spiesrobotsdetective"  # a word no prompt holds, made of characters they do hold
+    pieces = small.tokenize(f"search: {unseen}")
+    assert small.unk_token not in pieces and "".join(p.removeprefix("##") for p in pieces[2:]) == unseen
+
+
+# ---- training ------------------------------------------------------------------------------------------
+def test_model_overfits_a_handful_of_examples(synthetic_dataset, tmp_path):
+    """Learning works end to end: a handful of prompts is memorised to 100% recall@1."""
+    ds, ids = synthetic_dataset, shared_ids(synthetic_dataset.n_items)
+    model, tokenizer = tiny_model(ds, ids, d_model=64, d_ff=128)
+    repeated, handful = overfit_examples(ExampleBuilder(ds, ids, tokenizer, TINY).build("train"), copies=32)
+    settings = {**TINY, "epochs": 20, "batch_size": 16, "lr": 1e-2}
+    card = train_seq2seq(model, tokenizer, repeated, None, settings, 0, tmp_path / "ckpt")
+    first_loss = next(h["loss"] for h in card["log_history"] if "loss" in h)
+    assert card["final_train_loss"] < first_loss / 10
+    decoder = ItemDecoder(model.eval(), tokenizer, ids, DecodingSettings(num_beams=4, num_groups=2))
+    for method in ("exact", "trie_beam", "diverse_beam"):
+        predictions = decoder.rank_examples(handful, k=1, method=method)
+        assert recall_at_k(list(predictions["ranked"]), predictions["target"].to_numpy(), 1) == 1.0
+
+
+def test_same_seed_gives_the_same_model(synthetic_dataset, tmp_path):
+    ds, ids = synthetic_dataset, shared_ids(synthetic_dataset.n_items)
+    weights = []
+    for run, seed in enumerate((3, 3, 4)):
+        model, tokenizer = tiny_model(ds, ids, seed=seed)
+        examples = ExampleBuilder(ds, ids, tokenizer, TINY).build("train")
+        train_seq2seq(model, tokenizer, examples, None, {**TINY, "epochs": 1}, seed, tmp_path / f"run{run}")
+        weights.append({k: v.clone() for k, v in model.state_dict().items()})
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert not all(torch.equal(weights[0][k], weights[2][k]) for k in weights[0])
+
+
+def test_saved_model_reloads_and_decodes_identically(toy, tmp_path):
+    ds, ids, model, tokenizer, prompts = toy
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    reloaded, reloaded_tokenizer = load_backbone(tmp_path)
+    settings = DecodingSettings(num_beams=8, num_groups=4)
+    for method in ("diverse_beam", "exact"):
+        before = ItemDecoder(model, tokenizer, ids, settings).rank("rec", prompts, 5, method=method)
+        after = ItemDecoder(reloaded, reloaded_tokenizer, ids, settings).rank("rec", prompts, 5, method=method)
+        assert before == after
+
+
+# ---- the stage contract --------------------------------------------------------------------------------
+@pytest.fixture
+def stage_cfg(synthetic_dataset, monkeypatch):
+    """The smoke profile with a tiny model, its upstream stages replaced by the synthetic data."""
+    from helpers.config import load_profile
+    from helpers.generative import stage
+
+    ids = shared_ids(synthetic_dataset.n_items, collide=True)
+    monkeypatch.setattr(stage, "_load_inputs", lambda cfg, construction: (synthetic_dataset, ids))
+    monkeypatch.setattr(stage, "_upstream", lambda cfg, construction: {"semantic_ids": "toy", "data": "synthetic"})
+    generative = {k: v for k, v in TINY.items()}
+    cfg = load_profile("smoke", {"generative": generative,
+                                 "decoding": {"method": "trie_beam", "num_beams": 12, "num_groups": 6}})
+    return cfg, ids
+
+
+def test_stage_trains_once_predicts_and_loads(stage_cfg, synthetic_dataset):
+    from helpers import artifacts
+    from helpers.generative import stage
+
+    cfg, ids = stage_cfg
+    with pytest.raises(MissingArtifactError, match="04_generative_training.ipynb"):
+        stage.load_model(cfg, "multitask", 0)
+    with pytest.raises(MissingArtifactError, match="04_generative_training.ipynb"):
+        stage.load_predictions(cfg, "multitask", 0)
+    folder = stage.train_model(cfg, "multitask", 0)
+    manifest = artifacts.read_manifest(folder)
+    assert manifest["train_examples_per_second"] > 0 and manifest["peak_rss_mib"] > 0
+    assert stage.train_model(cfg, "multitask", 0) == folder  # cached
+    assert artifacts.read_manifest(folder)["created"] == manifest["created"]
+    assert stage.model_dir(cfg, "multitask", 1) != folder
+    predictions = stage.predict(cfg, "multitask", 0, "test")
+    assert list(predictions.columns) == stage.PREDICTION_COLUMNS
+    assert (predictions["task"] == "search").sum() == len(synthetic_dataset.query_split("test"))
+    assert (predictions["task"] == "rec").sum() == synthetic_dataset.n_users
+    k = cfg["evaluation"]["k"]
+    stage.check_predictions(predictions, ids.n_items, k)
+    assert predictions["ranked"].map(len).max() <= k
+    loaded = stage.load_predictions(cfg, "multitask", 0, "test")
+    pd.testing.assert_frame_equal(loaded, predictions)
+    timing = artifacts.read_manifest(stage.predictions_dir(cfg, "multitask", 0, "test"))
+    assert timing["decoding_seconds"] > 0 and timing["decoding"]["method"] == "trie_beam"
+    assert stage.predictions_dir(cfg, "multitask", 0, "valid") != stage.predictions_dir(cfg, "multitask", 0, "test")
+    valid = stage.predict(cfg, "multitask", 0, "valid")
+    assert set(valid["task"]) == {"rec"}
+    cards = stage.model_cards(cfg)
+    assert list(cards["construction"]) == ["multitask"]
+
+
+def test_stage_refuses_unknown_construction_seed_and_split(stage_cfg):
+    from helpers.generative import stage
+
+    cfg, _ = stage_cfg
+    with pytest.raises(ProfileError, match="Unknown construction"):
+        stage.model_dir(cfg, "no_such_construction", 0)
+    with pytest.raises(ProfileError, match="integer"):
+        stage.model_dir(cfg, "multitask", "zero")
+    with pytest.raises(ProfileError, match="valid' or 'test"):
+        stage.predictions_dir(cfg, "multitask", 0, "train")
+
+
+# ---- notebook 04 on the smoke profile ----------------------------------------------------------------------
+@pytest.mark.smoke
+def test_notebook_04_trains_and_decodes_every_construction(tmp_path):
+    import papermill as pm
+
+    from helpers.config import PROJECT_ROOT, load_profile
+    from helpers.data.stage import build_dataset
+    from helpers.notebook_results import read_records
+    from helpers.semantic_ids.stage import build_semantic_ids
+
+    cfg = load_profile("smoke")
+    build_dataset(cfg)
+    for construction in cfg["semantic_ids"]["constructions"]:
+        build_semantic_ids(cfg, construction)
+    out = tmp_path / "04_generative_training.ipynb"
+    pm.execute_notebook(str(PROJECT_ROOT / "notebooks" / "04_generative_training.ipynb"), str(out),
+                        parameters={"PROFILE": "smoke"}, kernel_name="python3", cwd=str(PROJECT_ROOT))
+    records = read_records(out)
+    constructions = list(cfg["semantic_ids"]["constructions"])
+    assert records["n_models"] == len(constructions) * len(cfg["generative"]["seeds"])
+    assert records["train_seconds_total"] > 0 and records["train_examples_per_second_mean"] > 0
+    assert 0 < records["peak_rss_mib"] < 8 * 1024
+    for task in ("search_recall", "rec_recall"):
+        assert set(records[task]) == set(constructions)
+        assert all(0.0 <= value <= 1.0 for value in records[task].values())
+    ds = build_dataset(cfg)
+    per_item = cfg["decoding"]["test_queries_per_item"]  # a profile may decode a subset of the paraphrases
+    test_queries = ds.query_split("test")
+    if per_item is not None:
+        test_queries = test_queries[test_queries["pair"] < per_item]
+    expected = len(test_queries) + ds.n_users
+    assert records["predictions_per_model"] == [expected] * records["n_models"]
+    methods = {"diverse_beam", "trie_beam", "exact", "hf_beam"}
+    assert set(records["decoder_queries_per_second"]) == methods
+    assert records["decoder_overlap_with_exact"]["exact"] == pytest.approx(1.0)
+    # a beam search can only approach the exact top-K; it cannot find a better-scoring set
+    for method in methods - {"exact"}:
+        assert records["decoder_overlap_with_exact"][method] <= 1.0
+    # our trie beam search and HF's constrained beam search explore the same beams
+    assert records["decoder_overlap_with_exact"]["trie_beam"] >= records["decoder_overlap_with_exact"]["hf_beam"] - 0.02
