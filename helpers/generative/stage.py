@@ -154,7 +154,7 @@ def read_card(folder: Path) -> dict:
 
 def train_all(cfg: dict, force: bool = False, progress: bool = True) -> dict[tuple[str, int], Path]:
     """Train every construction of ``semantic_ids.constructions`` x every ``generative.seeds``."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # text bars: notebooks without ipywidgets would warn with tqdm.auto
 
     jobs = [(c, int(s)) for c in constructions(cfg) for s in cfg["generative"]["seeds"]]
     done = {}
@@ -270,7 +270,7 @@ def load_predictions(cfg: dict, construction: str, seed: int, split: str = "test
 
 def predict_all(cfg: dict, split: str = "test", force: bool = False, progress: bool = True) -> dict:
     """``predict`` for every construction x seed of the profile; returns the manifests."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # text bars: notebooks without ipywidgets would warn with tqdm.auto
 
     jobs = [(c, int(s)) for c in constructions(cfg) for s in cfg["generative"]["seeds"]]
     manifests = {}
