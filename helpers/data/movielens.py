@@ -98,6 +98,19 @@ def _numeric(frame: pd.DataFrame, column: str, path: Path, kind=float) -> pd.Ser
     return values.astype(kind)
 
 
+def _read_interactions(path: Path, columns: tuple[str, str, str, str], sep: str = ",") -> pd.DataFrame:
+    """The interactions frame of the module docstring from a file with (user, item, rating, time) columns."""
+    user, item, rating, timestamp = columns
+    raw = _read(path, list(columns), sep)
+    return pd.DataFrame({
+        "source_user": raw[user],
+        "source_id": raw[item],
+        "rating": _numeric(raw, rating, path).astype(np.float32),
+        "timestamp": _numeric(raw, timestamp, path).astype(np.int64),
+        "row": np.arange(len(raw), dtype=np.int64),
+    })
+
+
 # ---------------------------------------------------------------------------------------------
 # MovieLens-100k from the recbole wheel
 # ---------------------------------------------------------------------------------------------
@@ -124,14 +137,7 @@ def load_recbole_ml100k(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     if missing:
         raise DataError(f"Incomplete ml-100k folder {folder}: missing {missing}. "
                         "Reinstall recbole (pip install --force-reinstall recbole==1.2.1).")
-    inter = _read(folder / "ml-100k.inter", ["user_id:token", "item_id:token", "rating:float", "timestamp:float"], "\t")
-    interactions = pd.DataFrame({
-        "source_user": inter["user_id:token"],
-        "source_id": inter["item_id:token"],
-        "rating": _numeric(inter, "rating:float", folder / "ml-100k.inter").astype(np.float32),
-        "timestamp": _numeric(inter, "timestamp:float", folder / "ml-100k.inter").astype(np.int64),
-        "row": np.arange(len(inter), dtype=np.int64),
-    })
+    interactions = _read_interactions(folder / "ml-100k.inter", ("user_id:token", "item_id:token", "rating:float", "timestamp:float"), "\t")
     raw = _read(folder / "ml-100k.item", ["item_id:token", "movie_title:token_seq", "release_year:token", "class:token_seq"], "\t")
     catalogue = pd.DataFrame({
         "source_id": raw["item_id:token"],
@@ -158,14 +164,7 @@ def load_movielens_csv(folder: Path, top_tags: int = 8) -> tuple[pd.DataFrame, p
         raise DataError(f"Data folder {folder} does not exist. Download MovieLens-25M (or ml-latest-small) "
                         "and unzip it there, or set data.path in your profile.")
     movies = _read(folder / "movies.csv", ["movieId", "title", "genres"])
-    ratings = _read(folder / "ratings.csv", ["userId", "movieId", "rating", "timestamp"])
-    interactions = pd.DataFrame({
-        "source_user": ratings["userId"],
-        "source_id": ratings["movieId"],
-        "rating": _numeric(ratings, "rating", folder / "ratings.csv").astype(np.float32),
-        "timestamp": _numeric(ratings, "timestamp", folder / "ratings.csv").astype(np.int64),
-        "row": np.arange(len(ratings), dtype=np.int64),
-    })
+    interactions = _read_interactions(folder / "ratings.csv", ("userId", "movieId", "rating", "timestamp"))
     themes: dict[str, list[str]] = defaultdict(list)
     if (folder / "tags.csv").is_file():
         tags = _read(folder / "tags.csv", ["userId", "movieId", "tag", "timestamp"])
