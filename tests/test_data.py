@@ -181,16 +181,20 @@ def test_title_tokens_ignore_stop_words():
     assert not contains_title("a fantasy film", "The Lord of the Rings")
 
 
-def test_item_text_uses_train_interactions_only(tmp_path):
-    """Audience facts come from train rows: moving every test row into train changes nothing."""
-    from helpers.data.audience import audience_facts
+def test_item_text_uses_train_interactions_only(monkeypatch):
+    """The stage derives audience facts (item text, queries) from train rows alone."""
+    import helpers.data.audience as audience
 
-    ds = build_dataset(load_profile("smoke"))
-    from helpers.data.movielens import load_source as _load
+    received = []
+    real = audience.audience_facts
 
-    _, _, users = _load({"source": "recbole_ml100k"})
-    train = ds.interactions[ds.interactions.split == "train"]
-    facts = audience_facts(ds.n_items, train, users.iloc[: ds.n_users])
-    with_test = audience_facts(ds.n_items, ds.interactions, users.iloc[: ds.n_users])
-    assert facts != with_test  # the facts do depend on which rows are used ...
-    assert len(facts) == ds.n_items  # ... and the stage passes only train rows (see helpers/data/stage.py)
+    def spy(n_items, rows, users):
+        received.append(rows.copy())
+        return real(n_items, rows, users)
+
+    monkeypatch.setattr(audience, "audience_facts", spy)
+    ds = build_dataset(load_profile("smoke", {"name": "leak-check"}), force=True)
+    assert len(received) == 1
+    rows = received[0]
+    assert set(rows["split"]) == {"train"}
+    assert len(rows) == int((ds.interactions["split"] == "train").sum())
