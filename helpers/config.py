@@ -94,6 +94,9 @@ def validate(cfg: dict) -> None:
         raise ProfileError("evaluation.k must be >= 1.")
     if cfg["data"]["queries"]["per_item"] < 1:
         raise ProfileError("data.queries.per_item must be >= 1.")
+    paraphrase_genres = cfg["data"]["queries"]["paraphrase_genres"]
+    if paraphrase_genres not in ("name", "synonym"):  # helpers.data.queries.PARAPHRASE_GENRES
+        raise ProfileError(f"data.queries.paraphrase_genres must be 'name' or 'synonym', got {paraphrase_genres!r}.")
     constructions = cfg["semantic_ids"]["constructions"]
     if not constructions:
         raise ProfileError("semantic_ids.constructions is empty: name at least one ID construction.")

@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 
 from .dataset import Dataset
+from .queries import paraphrase_overlap
 
 
 def dataset_card(ds: Dataset, head_fraction: float = 0.01) -> pd.DataFrame:
@@ -23,6 +24,7 @@ def dataset_card(ds: Dataset, head_fraction: float = 0.01) -> pd.DataFrame:
         "test queries per item": f"{per_item.get('test', pd.Series([0])).min()}-{per_item.get('test', pd.Series([0])).max()}",
         "queries": len(ds.queries),
         "distinct query strings": f"{ds.queries['text'].nunique() / max(1, len(ds.queries)):.0%}",
+        "word overlap of a paraphrase with its train query (Jaccard)": f"{paraphrase_overlap(ds.queries):.2f}",
         "head items (top {:.0%} in train)".format(head_fraction): int(head.sum()),
         "share of train interactions on head items": f"{pop[head].sum() / max(1, pop.sum()):.1%}",
         "share of test targets on head items": f"{head[ds.targets('test')].mean():.1%}",

@@ -5,8 +5,13 @@ Two generators behind one interface (``generate_queries``):
 * ``template`` (default, offline, deterministic per seed): each item has *aspects* (genres, era,
   mood, rating, popularity, audience, themes). Query pair ``p`` picks an aspect plan; the train
   query renders it with vocabulary/template set A, the test query paraphrases it with set B:
-  different words and sentence structure, same meaning. Queries never contain a word of the
-  item's own title (checked token by token), as the paper's prompt asks.
+  different words and sentence structure, same meaning. Genres are the exception by default
+  (``paraphrase_genres: name``): the paper's prompt asks every query, paraphrases included, to
+  "contain broad topics, themes and genres of the movie", so a paraphrase names the genre
+  ("horror") where its train query may say "scary"; ``synonym`` paraphrases genres too
+  ("frightening"), which leaves a test query almost no word in common with the train queries.
+  Queries never contain a word of the item's own title (checked token by token), as the paper's
+  prompt asks.
 * ``llm``: the paper's prompt (footnote 1) sent to an OpenAI-compatible endpoint; see
   :mod:`helpers.data.llm_queries`.
 
@@ -24,6 +29,7 @@ import pandas as pd
 from ..errors import DataError
 
 GENERATORS = ("template", "llm")
+PARAPHRASE_GENRES = ("name", "synonym")
 
 # Each entry: (vocabulary A for train queries, vocabulary B for test paraphrases).
 GENRE_WORDS = {
@@ -69,6 +75,8 @@ MOOD_WORDS = {
     "Documentary": (["eye-opening", "informative"], ["revealing", "insightful"]),
     "Adventure": (["rousing", "daring"], ["bold", "spirited"]),
 }
+# A genre as a paraphrase names it (``paraphrase_genres: name``): MovieLens's label, lower case.
+GENRE_NAMES = {"Film-Noir": "film noir", "Children": "children's", "IMAX": "IMAX"}
 DEFAULT_MOOD = (["entertaining", "engaging"], ["enjoyable", "absorbing"])
 QUALITY_WORDS = {
     ("rating", "high"): (["highly rated", "acclaimed"], ["well-reviewed", "much-loved"]),
@@ -123,13 +131,22 @@ def _era_words(year: int | None) -> tuple[list[str], list[str]]:
     return train, test
 
 
-def item_aspects(title: str, year, genres: list[str], facts: list[tuple[str, str]], themes: list[str]) -> dict:
+def genre_name(genre: str) -> str:
+    return GENRE_NAMES.get(genre, genre.lower())
+
+
+def item_aspects(title: str, year, genres: list[str], facts: list[tuple[str, str]], themes: list[str],
+                 paraphrase_genres: str = "name") -> dict:
     """Aspect vocabularies of one item: each value is (train options, test options)."""
     year = int(year) if year is not None and not pd.isna(year) else None
     aspects: dict = {"era": _era_words(year), "noun": NOUNS}
     known = [g for g in genres if g in GENRE_WORDS]
     other = [g for g in genres if g not in GENRE_WORDS]
-    aspects["genres"] = [GENRE_WORDS[g] for g in known] + [([g.lower()], [g.lower()]) for g in other]
+    if paraphrase_genres == "name":
+        aspects["genres"] = [(GENRE_WORDS[g][0], [genre_name(g)]) for g in known]
+    else:
+        aspects["genres"] = [GENRE_WORDS[g] for g in known]
+    aspects["genres"] += [([g.lower()], [g.lower()]) for g in other]
     moods = [MOOD_WORDS[g] for g in known if g in MOOD_WORDS] or [DEFAULT_MOOD]
     aspects["mood"] = (sum((m[0] for m in moods), []), sum((m[1] for m in moods), []))
     qualities = [QUALITY_WORDS[f] for f in facts if f in QUALITY_WORDS]
@@ -178,13 +195,18 @@ def _render(template: str, aspects: dict, side: int, choice: dict) -> str:
     return re.sub(r"\b([Aa]) (?=[aeiouAEIOU])", r"\1n ", text)  # "a upbeat" -> "an upbeat"
 
 
-def template_queries(items: pd.DataFrame, facts: list[list[tuple[str, str]]], per_item: int, seed: int) -> pd.DataFrame:
+def template_queries(items: pd.DataFrame, facts: list[list[tuple[str, str]]], per_item: int, seed: int,
+                     paraphrase_genres: str = "name") -> pd.DataFrame:
     """Deterministic template queries: per item ``per_item`` train queries + paraphrases."""
+    if paraphrase_genres not in PARAPHRASE_GENRES:
+        raise DataError(f"Unknown data.queries.paraphrase_genres {paraphrase_genres!r}. "
+                        f"Choose one of: {', '.join(PARAPHRASE_GENRES)}.")
     rows = []
     for item in items.itertuples(index=False):
         # a per-item stream, so adding items never changes another item's queries
         rng = np.random.default_rng([seed, zlib.crc32(str(item.source_id).encode())])
-        aspects = item_aspects(item.title, item.year, list(item.genres), facts[item.item_id], list(item.themes))
+        aspects = item_aspects(item.title, item.year, list(item.genres), facts[item.item_id], list(item.themes),
+                               paraphrase_genres)
         plans = _plans_for(aspects)
         seen: set[str] = set()
         pairs: list[tuple[str, str]] = []
@@ -209,6 +231,22 @@ def template_queries(items: pd.DataFrame, facts: list[list[tuple[str, str]]], pe
     return _frame(rows)
 
 
+def paraphrase_overlap(queries: pd.DataFrame) -> float:
+    """Mean word Jaccard between each train query and its test paraphrase (same item and pair).
+
+    0 means a paraphrase shares no word with the query it paraphrases; a measure of how much a
+    model must know about synonyms to find the item from the paraphrase.
+    """
+    words = lambda text: set(re.findall(r"[a-z0-9'-]+", text.lower()))  # noqa: E731
+    by_pair = queries.pivot_table(index=["item_id", "pair"], columns="split", values="text", aggfunc="first")
+    if not {"train", "test"} <= set(by_pair.columns):
+        return float("nan")
+    by_pair = by_pair.dropna(subset=["train", "test"])
+    scores = [len(words(a) & words(b)) / max(1, len(words(a) | words(b)))
+              for a, b in zip(by_pair["train"], by_pair["test"])]
+    return float(np.mean(scores)) if scores else float("nan")
+
+
 def _frame(rows: list[tuple[int, str, int, str]]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=["item_id", "split", "pair", "text"])
     frame = frame.sort_values(["split", "item_id", "pair"], key=lambda c: c.map({"train": 0, "test": 1}) if c.name == "split" else c,
@@ -224,7 +262,8 @@ def generate_queries(items: pd.DataFrame, facts: list[list[tuple[str, str]]], pa
     """Dispatch to the configured generator (``params`` is the profile's ``data.queries``)."""
     generator = params["generator"]
     if generator == "template":
-        return template_queries(items, facts, params["per_item"], params["seed"])
+        return template_queries(items, facts, params["per_item"], params["seed"],
+                                params.get("paraphrase_genres", "name"))
     if generator == "llm":
         from .llm_queries import LLMQueryGenerator
 
