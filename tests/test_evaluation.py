@@ -137,10 +137,38 @@ def test_most_popular_skips_the_history_only_when_asked():
 def test_baseline_hits_cover_every_user_and_query(synthetic_dataset):
     hits = baselines.baseline_hits(synthetic_dataset, K, 0.1)
     rec = hits[hits["task"] == "rec"]
-    assert set(rec["method"]) == set(baselines.BASELINES)
+    assert set(rec["method"]) == set(baselines.BASELINES) - {"lexical"}
     assert (rec.groupby("method").size() == synthetic_dataset.n_users).all()
-    assert (hits["task"] == "search").sum() == len(synthetic_dataset.query_split("test"))
+    search = hits[hits["task"] == "search"]
+    assert set(search["method"]) == {"random", "lexical"}
+    assert (search.groupby("method").size() == len(synthetic_dataset.query_split("test"))).all()
     assert hits["hit"].isin([0.0, 1.0]).all()
+
+
+def test_lexical_baseline_finds_reworded_queries_and_ignores_unknown_words():
+    train = ["scary horror film", "funny comedy movie", "space adventure", "funny comedy movie"]
+    items = [0, 1, 2, 3]
+    test = ["a horror flick", "comedy picture", "frightening flick"]
+    hits = baselines.lexical_search_hits(train, items, test, [0, 1, 0], n_items=50, k=1)
+    # "horror" is shared with item 0's query only; items 1 and 3 share the comedy query, so k=2
+    # holds both; "frightening flick" shares no word with any train query, so it ties the four
+    # items that have train queries (the 46 without any score lower)
+    assert hits[0] == 1.0
+    at_two = baselines.lexical_search_hits(train, items, test, [0, 1, 0], n_items=50, k=2)
+    assert at_two[1] == 1.0
+    draws = [baselines.lexical_search_hits(train, items, test[2:], [0], n_items=50, k=1, seed=s)[0]
+             for s in range(200)]
+    assert 0.1 < np.mean(draws) < 0.4  # a random pick among the 4 tied items: about 1 in 4
+
+
+def test_lexical_baseline_beats_random_on_template_paraphrases(synthetic_dataset):
+    ds = synthetic_dataset
+    train, test = ds.query_split("train"), ds.query_split("test")
+    hits = baselines.lexical_search_hits(train["text"].tolist(), train["item_id"], test["text"].tolist(),
+                                         test["item_id"], ds.n_items, K, chunk=7)
+    assert hits.mean() > 2 * baselines.random_expected_recall(ds.n_items, K)
+    with pytest.raises(ValueError, match="train queries"):
+        baselines.lexical_search_hits([], [], ["x"], [0], ds.n_items, K)
 
 
 # ---- significance ----------------------------------------------------------------------------

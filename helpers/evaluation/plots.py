@@ -121,14 +121,14 @@ def pareto_plot(means: pd.DataFrame, stds: pd.DataFrame | None = None, baselines
                 k: int = 30, title: str | None = None) -> plt.Figure:
     """Search vs recommendation Recall@K per construction, frontier drawn, marker = family.
 
-    ``baselines`` (``EvaluationResults.means("baseline")``) adds the random and most-popular
-    levels as reference lines, so a reader sees whether a point beats them.
+    ``baselines`` (``EvaluationResults.means("baseline")``) adds the random, most-popular and
+    lexical levels as reference lines, so a reader sees whether a point beats them.
     """
     fig, ax = plt.subplots(figsize=(7, 5.5))
     at_least = (0.0, 0.0)
     if baselines is not None:  # keep every reference line in view, even one beyond all generative points
-        levels = baselines.reindex(["random", "most_popular"]).astype(float)
-        at_least = (float(np.nan_to_num(levels.loc["random", "search_all"])),
+        levels = baselines.reindex(["random", "most_popular", "lexical"]).astype(float)
+        at_least = (float(np.nan_to_num(levels["search_all"].max())),
                     float(np.nan_to_num(levels["rec_all"].max())))
     draw_tradeoff(ax, means, stds, at_least=at_least)
     if baselines is not None:
@@ -139,12 +139,16 @@ def pareto_plot(means: pd.DataFrame, stds: pd.DataFrame | None = None, baselines
             ax.axhline(baselines.loc["random", "rec_all"], color="red", linestyle=":", linewidth=1, label="Random (rec)")
             ax.axvline(baselines.loc["random", "search_all"], color="red", linestyle="-.", linewidth=1,
                        label="Random (search)")
+        if "lexical" in baselines.index and np.isfinite(baselines.loc["lexical", "search_all"]):
+            ax.axvline(baselines.loc["lexical", "search_all"], color="black", linestyle="-.", linewidth=1,
+                       label="Lexical (search)")
     ax.set_xlabel(f"Search Recall@{k}")
     ax.set_ylabel(f"Recommendation Recall@{k}")
     handles = [plt.Line2D([], [], marker=_MARKERS[f], linestyle="", color="dimgrey", label=f.capitalize())
                for f in ("task-specific", "cross-task")]
     ax.legend(handles=handles + [h for h, l in zip(*ax.get_legend_handles_labels())
-                                 if l in ("Pareto frontier", "Most popular (rec)", "Random (rec)", "Random (search)")],
+                                 if l in ("Pareto frontier", "Most popular (rec)", "Random (rec)", "Random (search)",
+                                          "Lexical (search)")],
               loc="best", fontsize=8)
     ax.set_title(title or f"Search vs recommendation Recall@{k}, one joint generative model per Semantic ID construction",
                  fontsize=10, wrap=True)

@@ -102,7 +102,7 @@ def evaluation_dir(cfg: dict, constructions=None, seeds=None) -> Path:
     seeds = resolve_seeds(cfg, seeds)
     params = {k: cfg["evaluation"][k] for k in ("k", "baseline_seed") if k in cfg["evaluation"]}
     key = {"evaluation": params, "head_fraction": cfg["data"]["head_fraction"], "constructions": constructions,
-           "seeds": seeds, "upstream": _upstream(cfg, constructions, seeds), "schema": 2}
+           "seeds": seeds, "upstream": _upstream(cfg, constructions, seeds), "schema": 3}  # 3: lexical search baseline
     return artifacts.stage_dir(cfg, "evaluation", key)
 
 
