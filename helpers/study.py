@@ -71,20 +71,42 @@ def run_notebook(source: Path, out_dir: Path, parameters: dict) -> dict:
         ) from None
     seconds = time.time() - started
     page = render_html(executed)
-    return {"notebook": source.name, "executed": executed.name, "html": page.name, "seconds": round(seconds, 1)}
+    return {"notebook": source.name, "executed": executed.name, "html": page.name, "seconds": round(seconds, 1),
+            "finished": time.strftime("%Y-%m-%d %H:%M")}
+
+
+def merge_runs(out_dir: Path, profile: str, overrides: dict, runs: list[dict]) -> list[dict]:
+    """This invocation's runs plus the earlier runs of other notebooks in ``out_dir``'s study.json.
+
+    ``--only 05 06`` re-renders two notebooks; the index should still link 01..04 from the last
+    run of the same profile and overrides. Runs of another profile or other overrides are dropped,
+    so the index never mixes studies.
+    """
+    earlier: list[dict] = []
+    previous = Path(out_dir) / "study.json"
+    if previous.is_file():
+        try:
+            before = json.loads(previous.read_text())
+        except json.JSONDecodeError:
+            before = {}
+        if before.get("profile") == profile and before.get("overrides", {}) == overrides:
+            earlier = [r for r in before.get("runs", []) if (Path(out_dir) / r.get("html", "")).is_file()]
+    merged = {r["notebook"]: r for r in earlier} | {r["notebook"]: r for r in runs}
+    return [merged[name] for name in sorted(merged)]
 
 
 def write_index(out_dir: Path, profile: str, runs: list[dict], wall: float) -> Path:
     rows = "\n".join(
         f'<tr><td><a href="{html.escape(r["html"])}">{html.escape(r["notebook"])}</a></td>'
-        f'<td><a href="{html.escape(r["executed"])}">ipynb</a></td><td>{r["seconds"]:.0f} s</td></tr>'
+        f'<td><a href="{html.escape(r["executed"])}">ipynb</a></td><td>{r["seconds"]:.0f} s</td>'
+        f'<td>{html.escape(r.get("finished", ""))}</td></tr>'
         for r in runs)
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Semantic IDs study: {profile}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:50em;margin:2em auto}}td{{padding:.2em 1em}}</style></head>
 <body><h1>Semantic IDs for joint generative search and recommendation</h1>
 <p>Profile <b>{html.escape(profile)}</b>, run {time.strftime('%Y-%m-%d %H:%M')} on {os.cpu_count()} CPU cores,
-{wall / 60:.1f} minutes wall clock.</p>
-<table><tr><th>notebook</th><th>executed</th><th>time</th></tr>{rows}</table></body></html>"""
+{wall / 60:.1f} minutes wall clock for the last invocation.</p>
+<table><tr><th>notebook</th><th>executed</th><th>time</th><th>finished</th></tr>{rows}</table></body></html>"""
     index = out_dir / "index.html"
     index.write_text(page, encoding="utf-8")
     return index
@@ -112,8 +134,11 @@ def run_study(profile: str = "ml100k", overrides: dict | None = None, only: list
         log.info("%s done in %.0f s", source.name, runs[-1]["seconds"])
     wall = time.time() - started
     summary = {"profile": str(profile), "overrides": overrides or {}, "runs": runs, "wall_seconds": round(wall, 1)}
-    (out_dir / "study.json").write_text(json.dumps(summary, indent=2))
-    summary["index"] = str(write_index(out_dir, str(profile), runs, wall))
+    # study.json and the index list the latest run of every notebook in the folder, this
+    # invocation's and earlier ones'; the returned summary's "runs" are this invocation's only
+    every = merge_runs(out_dir, str(profile), overrides or {}, runs)
+    (out_dir / "study.json").write_text(json.dumps({**summary, "runs": every}, indent=2))
+    summary["index"] = str(write_index(out_dir, str(profile), every, wall))
     return summary
 
 

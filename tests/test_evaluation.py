@@ -334,6 +334,23 @@ def test_plots_write_png_and_svg(results, tmp_path):
         assert paths[0].read_bytes()[:4] == b"\x89PNG" and b"<svg" in paths[1].read_bytes()[:500]
 
 
+def test_pareto_plot_shows_the_lexical_level_without_stretching_the_axis(results):
+    import matplotlib.pyplot as plt
+
+    from helpers.evaluation import plots
+
+    means, base = results.means("generative"), results.means("baseline").copy()
+    texts = lambda fig: [t.get_text() for t in fig.axes[0].texts] + fig.axes[0].get_legend_handles_labels()[1]  # noqa: E731
+    base.loc["lexical", "search_all"] = 0.9 * means["search_all"].max()  # within the points: a line
+    near = plots.pareto_plot(means, None, base, k=K)
+    assert "Lexical (search)" in texts(near)
+    base.loc["lexical", "search_all"] = 10 * means["search_all"].max()  # far beyond: a note at the edge
+    far = plots.pareto_plot(means, None, base, k=K)
+    assert any(t.startswith("Lexical search: ") for t in texts(far))
+    assert far.axes[0].get_xlim()[1] < 2 * means["search_all"].max()
+    plt.close(near), plt.close(far)
+
+
 def test_relative_to_best_puts_the_best_at_one():
     from helpers.evaluation.plots import relative_to_best
 

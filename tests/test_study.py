@@ -8,7 +8,7 @@ import pytest
 
 from helpers.errors import ProfileError, StudyError
 from helpers.notebook_results import read_records
-from helpers.study import NotebookFailed, main, notebooks, run_notebook, run_study
+from helpers.study import NotebookFailed, main, merge_runs, notebooks, run_notebook, run_study
 
 
 def test_notebooks_are_numbered_stripped_and_parameterised():
@@ -44,6 +44,21 @@ def test_a_failing_notebook_is_named_with_its_cell(tmp_path):
     with pytest.raises(NotebookFailed, match=r"07_broken.ipynb failed in cell \d+ \(ValueError: boom\)"):
         run_notebook(source, tmp_path / "out", {"PROFILE": "smoke"})
     assert (tmp_path / "out" / "07_broken.html").is_file(), "the failed run is rendered for reading"
+
+
+def test_a_partial_rerun_keeps_the_other_notebooks_in_the_index(tmp_path):
+    for name in ("01_data", "02_embeddings", "05_evaluation"):
+        (tmp_path / f"{name}.html").write_text("<html></html>")
+    earlier = [{"notebook": f"{n}.ipynb", "executed": f"{n}.ipynb", "html": f"{n}.html", "seconds": 1.0}
+               for n in ("01_data", "02_embeddings", "03_semantic_ids", "05_evaluation")]
+    (tmp_path / "study.json").write_text(json.dumps({"profile": "ml100k", "overrides": {}, "runs": earlier}))
+    rerun = [{**earlier[3], "seconds": 9.0}]
+    merged = merge_runs(tmp_path, "ml100k", {}, rerun)
+    # 03 has no HTML left, so it is dropped; 05 is the new run
+    assert [r["notebook"] for r in merged] == ["01_data.ipynb", "02_embeddings.ipynb", "05_evaluation.ipynb"]
+    assert merged[-1]["seconds"] == 9.0
+    assert merge_runs(tmp_path, "smoke", {}, rerun) == rerun, "another profile's runs are not mixed in"
+    assert merge_runs(tmp_path, "ml100k", {"generative": {"epochs": 1}}, rerun) == rerun
 
 
 @pytest.mark.smoke

@@ -95,7 +95,11 @@ def _place_labels(ax: plt.Axes, points: pd.DataFrame, texts: list[str], x: str, 
     fig = ax.figure
     scale = fig.dpi / 72.0
     fontsize = 8
-    placed: list[tuple[float, float, float, float]] = []
+    # every marker is an obstacle too, so a label never covers a neighbouring point
+    marker = 5 * scale
+    placed: list[tuple[float, float, float, float]] = [
+        (px - marker, py - marker, px + marker, py + marker)
+        for px, py in (ax.transData.transform((r[x], r[y])) for _, r in points.iterrows())]
     for (_, row), text in zip(points.iterrows(), texts):
         px, py = ax.transData.transform((row[x], row[y]))
         width, height = 0.6 * fontsize * len(text) * scale, fontsize * scale
@@ -122,13 +126,14 @@ def pareto_plot(means: pd.DataFrame, stds: pd.DataFrame | None = None, baselines
     """Search vs recommendation Recall@K per construction, frontier drawn, marker = family.
 
     ``baselines`` (``EvaluationResults.means("baseline")``) adds the random, most-popular and
-    lexical levels as reference lines, so a reader sees whether a point beats them.
+    lexical levels as reference lines, so a reader sees whether a point beats them. A lexical
+    level far right of every point is written at the right edge instead of stretching the axis.
     """
     fig, ax = plt.subplots(figsize=(7, 5.5))
     at_least = (0.0, 0.0)
     if baselines is not None:  # keep every reference line in view, even one beyond all generative points
-        levels = baselines.reindex(["random", "most_popular", "lexical"]).astype(float)
-        at_least = (float(np.nan_to_num(levels["search_all"].max())),
+        levels = baselines.reindex(["random", "most_popular"]).astype(float)
+        at_least = (float(np.nan_to_num(levels.loc["random", "search_all"])),
                     float(np.nan_to_num(levels["rec_all"].max())))
     draw_tradeoff(ax, means, stds, at_least=at_least)
     if baselines is not None:
@@ -140,8 +145,12 @@ def pareto_plot(means: pd.DataFrame, stds: pd.DataFrame | None = None, baselines
             ax.axvline(baselines.loc["random", "search_all"], color="red", linestyle="-.", linewidth=1,
                        label="Random (search)")
         if "lexical" in baselines.index and np.isfinite(baselines.loc["lexical", "search_all"]):
-            ax.axvline(baselines.loc["lexical", "search_all"], color="black", linestyle="-.", linewidth=1,
-                       label="Lexical (search)")
+            lexical = float(baselines.loc["lexical", "search_all"])
+            if lexical <= ax.get_xlim()[1]:
+                ax.axvline(lexical, color="black", linestyle="-.", linewidth=1, label="Lexical (search)")
+            else:
+                ax.annotate(f"Lexical search: {lexical:.3f} \u2192", xy=(0.99, 0.02), xycoords="axes fraction",
+                            ha="right", va="bottom", fontsize=8)
     ax.set_xlabel(f"Search Recall@{k}")
     ax.set_ylabel(f"Recommendation Recall@{k}")
     handles = [plt.Line2D([], [], marker=_MARKERS[f], linestyle="", color="dimgrey", label=f.capitalize())
