@@ -2,6 +2,7 @@
 than the profile says and decode its test prompts, exactly as notebook 04 does.
 
     SID_DATA_ROOT=/tmp/cold .venv/bin/python benchmarks/bench_epochs.py --construction separate --epochs 8
+    ... --set decoding.test_queries_per_item=2    # any other profile override, as run.sh study takes
 
 The model and predictions land in the data root's cache under their own hash (the epoch count is
 part of the key), beside the profile's models, so nothing of the default study is overwritten.
@@ -26,20 +27,26 @@ def main(argv=None) -> int:
     parser.add_argument("--construction", required=True)
     parser.add_argument("--epochs", type=int, required=True)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", dest="assignments", action="append", default=[],
+                        help="override a parameter, e.g. --set decoding.test_queries_per_item=2 (repeatable)")
     args = parser.parse_args(argv)
 
-    from helpers.config import load_profile
+    from helpers.config import _merge, load_profile, parse_assignment
     from helpers.evaluation.metrics import recall_at_k
     from helpers.generative import stage
 
-    cfg = load_profile(args.profile, {"generative": {"epochs": args.epochs}})
+    overrides: dict = {}
+    for text in args.assignments:
+        overrides = _merge(overrides, parse_assignment(text), "", strict=False)
+    cfg = load_profile(args.profile, _merge(overrides, {"generative": {"epochs": args.epochs}}, "", strict=False))
     started = time.time()
     stage.train_model(cfg, args.construction, args.seed)
     predictions = stage.predict(cfg, args.construction, args.seed)
     k = int(cfg["evaluation"]["k"])
     recall = {task: round(float(recall_at_k(rows["ranked"], rows["target"], k)), 4)
               for task, rows in predictions.groupby("task")}
-    print(json.dumps({"profile": args.profile, "construction": args.construction, "epochs": args.epochs,
+    print(json.dumps({"profile": args.profile, "overrides": overrides, "construction": args.construction,
+                      "epochs": args.epochs,
                       "seed": args.seed, "recall": recall, "seconds": round(time.time() - started)}))
     return 0
 
