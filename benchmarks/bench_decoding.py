@@ -37,18 +37,14 @@ def main(argv=None) -> int:
 
     import torch
 
-    from helpers.config import load_profile, parse_assignment
-    from helpers.config import _merge  # noqa: PLC2701 - the same deep merge load_profile uses
+    from helpers.config import load_profile, parse_assignments
     from helpers.data.stage import build_dataset
     from helpers.generative import stage
     from helpers.semantic_ids.stage import build_semantic_ids
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    overrides: dict = {}
-    for assignment in args.set:
-        overrides = _merge(overrides, parse_assignment(assignment), "", strict=False)
-    cfg = load_profile(args.profile, overrides)
+    cfg = load_profile(args.profile, parse_assignments(args.set))
     build_dataset(cfg)
     build_semantic_ids(cfg, args.construction)
     stage.train_model(cfg, args.construction, args.seed)

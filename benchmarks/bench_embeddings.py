@@ -58,13 +58,10 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # helpers.embeddings sets OMP_WAIT_POLICY before torch is imported: import it first.
     from helpers import embeddings
-    from helpers.config import load_profile, parse_assignment
+    from helpers.config import load_profile, parse_assignments
     from helpers.data.stage import build_dataset
 
-    overrides: dict = {}
-    for assignment in args.set:
-        _deep_update(overrides, parse_assignment(assignment))
-    cfg = load_profile(args.profile, overrides)
+    cfg = load_profile(args.profile, parse_assignments(args.set))
 
     rows = []
     load_before = os.getloadavg()
@@ -115,14 +112,6 @@ def main() -> None:
     print(f"| **six spaces** | **{spaces_seconds}** | **{spaces_cpu_seconds}** | **{report['peak_rss_gib']}** | |")
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=2, default=str))
-
-
-def _deep_update(target: dict, update: dict) -> None:
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(target.get(key), dict):
-            _deep_update(target[key], value)
-        else:
-            target[key] = value
 
 
 if __name__ == "__main__":

@@ -31,14 +31,12 @@ def main(argv=None) -> int:
                         help="override a parameter, e.g. --set decoding.test_queries_per_item=2 (repeatable)")
     args = parser.parse_args(argv)
 
-    from helpers.config import _merge, load_profile, parse_assignment
+    from helpers.config import load_profile, parse_assignments
     from helpers.evaluation.metrics import recall_at_k
     from helpers.generative import stage
 
-    overrides: dict = {}
-    for text in args.assignments:
-        overrides = _merge(overrides, parse_assignment(text), "", strict=False)
-    cfg = load_profile(args.profile, _merge(overrides, {"generative": {"epochs": args.epochs}}, "", strict=False))
+    overrides = parse_assignments(args.assignments)
+    cfg = load_profile(args.profile, parse_assignments([f"generative.epochs={args.epochs}"], overrides))
     started = time.time()
     stage.train_model(cfg, args.construction, args.seed)
     predictions = stage.predict(cfg, args.construction, args.seed)

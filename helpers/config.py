@@ -123,6 +123,14 @@ def parse_assignment(text: str) -> dict:
     return tree
 
 
+def parse_assignments(texts: list[str], base: dict | None = None) -> dict:
+    """Several ``KEY=VALUE`` texts (``--set`` flags) merged into one overrides tree over ``base``."""
+    overrides: dict = copy.deepcopy(base or {})
+    for text in texts:
+        overrides = _merge(overrides, parse_assignment(text), "", strict=False)
+    return overrides
+
+
 def data_root() -> Path:
     import os
 

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import PROJECT_ROOT, load_profile, parse_assignment, _merge
+from .config import PROJECT_ROOT, load_profile, parse_assignments
 from .errors import StudyError
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
@@ -153,10 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, help="where notebooks 05/06 copy tables and figures")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    overrides: dict = {}
     try:
-        for text in args.assignments:
-            overrides = _merge(overrides, parse_assignment(text), "", strict=False)
+        overrides = parse_assignments(args.assignments)
         summary = run_study(args.profile, overrides, args.only, args.reports, args.results)
     except StudyError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from helpers import artifacts
-from helpers.config import load_profile, parse_assignment, profile_names
+from helpers.config import load_profile, parse_assignment, parse_assignments, profile_names
 from helpers.errors import MissingArtifactError, ProfileError
 
 
@@ -34,6 +34,10 @@ def test_zero_seeds_and_unknown_methods_are_refused_up_front():
 
 def test_parse_assignment_reads_yaml_values():
     assert parse_assignment("generative.seeds=[0,1]") == {"generative": {"seeds": [0, 1]}}
+    base = {"generative": {"epochs": 3}}
+    merged = parse_assignments(["generative.seeds=[0,1]", "decoding.method=exact"], base)
+    assert merged == {"generative": {"epochs": 3, "seeds": [0, 1]}, "decoding": {"method": "exact"}}
+    assert base == {"generative": {"epochs": 3}}, "the base is not modified"
     with pytest.raises(ProfileError):
         parse_assignment("generative.seeds")
 
