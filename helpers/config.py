@@ -25,6 +25,7 @@ PROFILE_DIR = Path(__file__).parent / "profiles"
 SPACES = ("content", "search", "rec", "multitask", "fused_concat", "fused_svd")
 QUANTIZERS = ("rq_kmeans", "dict", "rlfq", "rqvae")
 SCHEMES = ("shared", "separate", "prefix_share")
+PARAPHRASE_GENRES = ("name", "synonym")  # data.queries.paraphrase_genres (helpers.data.queries)
 DEFAULT_PROFILE = "ml100k"
 #: Where caches and runs live; override with the SID_DATA_ROOT environment variable.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -95,8 +96,9 @@ def validate(cfg: dict) -> None:
     if cfg["data"]["queries"]["per_item"] < 1:
         raise ProfileError("data.queries.per_item must be >= 1.")
     paraphrase_genres = cfg["data"]["queries"]["paraphrase_genres"]
-    if paraphrase_genres not in ("name", "synonym"):  # helpers.data.queries.PARAPHRASE_GENRES
-        raise ProfileError(f"data.queries.paraphrase_genres must be 'name' or 'synonym', got {paraphrase_genres!r}.")
+    if paraphrase_genres not in PARAPHRASE_GENRES:
+        raise ProfileError(f"data.queries.paraphrase_genres must be one of {', '.join(PARAPHRASE_GENRES)}; "
+                           f"got {paraphrase_genres!r}.")
     constructions = cfg["semantic_ids"]["constructions"]
     if not constructions:
         raise ProfileError("semantic_ids.constructions is empty: name at least one ID construction.")

@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..config import PARAPHRASE_GENRES
 from ..errors import DataError
 
 GENERATORS = ("template", "llm")
-PARAPHRASE_GENRES = ("name", "synonym")
 
 # Each entry: (vocabulary A for train queries, vocabulary B for test paraphrases).
 GENRE_WORDS = {
