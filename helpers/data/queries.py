@@ -263,7 +263,7 @@ def generate_queries(items: pd.DataFrame, facts: list[list[tuple[str, str]]], pa
     generator = params["generator"]
     if generator == "template":
         return template_queries(items, facts, params["per_item"], params["seed"],
-                                params.get("paraphrase_genres", "name"))
+                                params["paraphrase_genres"])
     if generator == "llm":
         from .llm_queries import LLMQueryGenerator
 
