@@ -3,6 +3,7 @@
 # requirements (CPU torch first, so nothing pulls CUDA wheels), then:
 #   bash run.sh study [--profile ml100k] [more helpers.study options]   run notebooks 01..06, HTML reports
 #   bash run.sh test  [pytest options]                                  run the test suite
+#   bash run.sh lab   [jupyter lab options]                             JupyterLab on notebooks/
 set -euo pipefail
 cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3}
@@ -15,12 +16,13 @@ setup() {
   fi
   local stamp="$VENV/.requirements.sha"
   local want
-  want=$(cat requirements.txt | sha256sum | cut -d' ' -f1)
+  want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "[setup] installing requirements (a few minutes the first time; log in $VENV/install.log)"
     # torch first and pinned: the CPU build; any other pin pulls gigabytes of CUDA wheels
     "$VENV/bin/pip" install -q torch==2.13.0 >"$VENV/install.log" 2>&1 \
       && "$VENV/bin/pip" install -q -r requirements.txt >>"$VENV/install.log" 2>&1 \
+      && "$VENV/bin/pip" install -q --no-deps --no-build-isolation -e . >>"$VENV/install.log" 2>&1 \
       || { grep -v '^WARNING: Location' "$VENV/install.log" | tail -30; echo "[setup] install failed"; exit 1; }
     echo "$want" >"$stamp"
   fi
@@ -33,6 +35,12 @@ shift || true
 case "$cmd" in
   study) setup; exec "$VENV/bin/python" -m helpers.study "$@" ;;
   test)  setup; exec "$VENV/bin/python" -m pytest "$@" ;;
+  lab)   setup
+         # JupyterLab runs each notebook's kernel in notebooks/; helpers is installed, so imports work there.
+         # The kernel is this environment's python3 (the notebooks' kernelspec). Root needs --allow-root.
+         root=(); [ "$(id -u)" = 0 ] && root=(--allow-root)
+         echo "[lab] starting JupyterLab on notebooks/; open the http://127.0.0.1:... URL it prints (Ctrl-C stops it)"
+         exec "$VENV/bin/jupyter" lab --notebook-dir=notebooks --ip=127.0.0.1 --no-browser "${root[@]}" "$@" ;;
   setup) setup ;;
-  *) echo "usage: bash run.sh study [--profile smoke|ml100k|paper] | bash run.sh test [pytest args] | bash run.sh setup"; exit 2 ;;
+  *) echo "usage: bash run.sh study [--profile smoke|ml100k|paper] | bash run.sh test [pytest args] | bash run.sh lab | bash run.sh setup"; exit 2 ;;
 esac

@@ -61,6 +61,8 @@ def atomic_dir(final: Path, manifest: dict | None = None) -> Iterator[Path]:
         info = dict(manifest or {})
         info.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%S"))
         info.setdefault("seconds", round(time.time() - started, 2))
+        from .environment import describe  # versions, BLAS kernels and threads, CPU: what decides the numbers
+        info.setdefault("environment", describe())
         (tmp / MANIFEST).write_text(json.dumps(info, indent=2, default=str))
         if final.exists():  # a concurrent run finished first, or a stale incomplete folder
             shutil.rmtree(final)
@@ -70,13 +72,20 @@ def atomic_dir(final: Path, manifest: dict | None = None) -> Iterator[Path]:
         raise
 
 
-def require(path: Path, what: str, produced_by: str) -> Path:
-    """Return ``path`` if it holds a complete artifact, else say which notebook/command makes it."""
+def require(path: Path, what: str, produced_by: str, cfg: dict | None = None) -> Path:
+    """Return ``path`` if it holds a complete artifact, else say which notebook/command makes it.
+
+    With the profile ``cfg`` the message names the real command, starting from the first stage
+    whose artifact is missing (``helpers.pipeline``).
+    """
     if not is_complete(path):
-        raise MissingArtifactError(
-            f"{what} is missing for this profile (looked in {path}). "
-            f"Run {produced_by} first, e.g. `python -m helpers.study --profile <profile>`."
-        )
+        if cfg is None:
+            hint = f"Run {produced_by} first."
+        else:
+            from .pipeline import missing_hint  # the pipeline knows every stage; this module none
+
+            hint = missing_hint(cfg, produced_by)
+        raise MissingArtifactError(f"{what} is missing for this profile (looked in {path}). {hint}")
     return Path(path)
 
 

@@ -5,26 +5,43 @@
     python -m helpers.study --only 01 02             # some notebooks
     python -m helpers.study --set generative.epochs=3 --set generative.seeds=[0,1,2,3,4]
 
-Executed notebooks and their HTML go to ``reports/<profile>/`` with an ``index.html`` linking
-them. Stages cache their artifacts (``helpers.artifacts``), so a re-run recomputes only what a
-changed parameter touches. A failing notebook stops the run with its name and cell.
+Executed notebooks and their HTML go to ``reports/<profile>/`` with an ``index.html`` that a
+reader opens first: which of the paper's findings hold, the Pareto figure, Table 2, links to every
+notebook and result file, and how the study was run (see ``helpers.report``). Stages cache their
+artifacts (``helpers.artifacts``), so a re-run recomputes only what a changed parameter touches.
+A failing notebook stops the run with its name and cell.
+
+While a notebook runs, what it prints and what the helpers log (one line per trained epoch, per
+model decoded, per stage written) is echoed to the terminal, prefixed with the notebook's number;
+progress bars are shown as a line every few seconds rather than redrawn. ``--quiet`` keeps only
+one line per notebook.
 """
 from __future__ import annotations
 
 import argparse
-import html
 import json
 import logging
 import os
+import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
+from . import report
 from .config import PROJECT_ROOT, load_profile, parse_assignments
 from .errors import StudyError
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 log = logging.getLogger("helpers.study")
+
+#: Run in the kernel before the notebook when its output is echoed: the helpers' INFO lines
+#: (``log.info`` of every stage: models trained, epochs, predictions decoded) go to its stdout.
+#: Jupyter shows none of them, as no handler is configured there.
+KERNEL_LOGGING = ("import logging as _l, sys as _s; _h = _l.StreamHandler(_s.stdout); "
+                  "_h.setFormatter(_l.Formatter('%(message)s')); _g = _l.getLogger('helpers'); "
+                  "_g.addHandler(_h); _g.setLevel(_l.INFO); del _l, _s, _h, _g")
 
 
 class NotebookFailed(StudyError):
@@ -43,6 +60,58 @@ def notebooks(only: list[str] | None = None) -> list[Path]:
     return chosen
 
 
+# ---- following a running notebook ----------------------------------------------------------------
+class KernelEcho:
+    """A file-like sink for one output stream of a kernel (papermill's ``stdout_file``/``stderr_file``)
+    that passes whole lines to ``emit``, each prefixed.
+
+    A progress bar (tqdm) redraws its line with carriage returns, many times a second. Here a
+    redrawn line is passed on when it first appears, then at most once every ``interval`` seconds,
+    and in its final state when it ends; so a terminal or a log file gets a readable line per
+    update instead of a flood, and no carriage return.
+    """
+
+    def __init__(self, emit: Callable[[str], None], prefix: str = "", interval: float = 15.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.emit, self.prefix, self.interval, self.clock = emit, prefix, interval, clock
+        self.partial = ""            # text after the last newline
+        self.last_bar_at = None      # when a redrawn line was last passed on
+        self.last_shown = None       # the last line passed on, not to repeat it
+
+    @staticmethod
+    def _state(line: str) -> str:
+        """What a terminal would show of ``line``: the last non-empty carriage-return segment."""
+        segments = [s for s in line.split("\r") if s.strip()]
+        return segments[-1].rstrip() if segments else ""
+
+    def _show(self, text: str) -> None:
+        if text and text != self.last_shown:
+            self.emit(self.prefix + text)
+            self.last_shown = text
+
+    def write(self, text: str) -> int:
+        self.partial += text
+        *lines, self.partial = self.partial.split("\n")
+        for line in lines:
+            self._show(self._state(line))
+            if "\r" in line:
+                self.last_bar_at = self.clock()
+        if "\r" in self.partial:
+            now = self.clock()
+            if self.last_bar_at is None or now - self.last_bar_at >= self.interval:
+                self._show(self._state(self.partial))
+                self.last_bar_at = now
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        """Pass on what is left of an unfinished line."""
+        self._show(self._state(self.partial))
+        self.partial = ""
+
+
 def render_html(executed: Path) -> Path:
     from nbconvert import HTMLExporter
 
@@ -52,27 +121,57 @@ def render_html(executed: Path) -> Path:
     return out
 
 
-def run_notebook(source: Path, out_dir: Path, parameters: dict) -> dict:
-    """Execute one notebook; raise NotebookFailed naming the cell that failed."""
+def run_notebook(source: Path, out_dir: Path, parameters: dict,
+                 echo: Callable[[str], None] | None = None, interval: float = 15.0) -> dict:
+    """Execute one notebook; raise NotebookFailed naming the cell that failed.
+
+    With ``echo``, the kernel's stdout and stderr (with the helpers' INFO log lines) are passed
+    to it line by line as the notebook runs (see :class:`KernelEcho`).
+    """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / source.name
+    prefix = f"  {source.name[:2]} | "
+    streams = [KernelEcho(echo, prefix, interval), KernelEcho(echo, prefix, interval)] if echo else [None, None]
+    # the kernel's own start-up warnings go to the terminal directly: keep only its errors
+    kernel_args = ["--IPKernelApp.log_level=ERROR"] + ([f"--IPKernelApp.exec_lines={KERNEL_LOGGING}"] if echo else [])
     started = time.time()
     try:
         papermill.execute_notebook(str(source), str(executed), parameters=parameters, kernel_name="python3",
-                                   cwd=str(PROJECT_ROOT), progress_bar=sys.stderr.isatty(), log_output=False)
+                                   cwd=str(PROJECT_ROOT), progress_bar=not echo and sys.stderr.isatty(),
+                                   log_output=False, stdout_file=streams[0], stderr_file=streams[1],
+                                   coalesce_streams=True,  # a progress bar is kept in its final state only
+                                   extra_arguments=kernel_args)
     except PapermillExecutionError as err:
         render_html(executed)
         raise NotebookFailed(
             f"{source.name} failed in cell {err.exec_count} ({err.ename}: {err.evalue}). "
             f"The executed notebook with the traceback is {executed} (and .html beside it)."
         ) from None
+    finally:
+        for stream in streams:
+            if stream:
+                stream.close()
     seconds = time.time() - started
     page = render_html(executed)
     return {"notebook": source.name, "executed": executed.name, "html": page.name, "seconds": round(seconds, 1),
             "finished": time.strftime("%Y-%m-%d %H:%M")}
+
+
+# ---- the study folder ----------------------------------------------------------------------------
+def _earlier_study(out_dir: Path, profile: str, overrides: dict) -> dict:
+    """``out_dir``'s study.json if it records the same profile and overrides, else {}."""
+    previous = Path(out_dir) / "study.json"
+    if not previous.is_file():
+        return {}
+    try:
+        before = json.loads(previous.read_text())
+    except json.JSONDecodeError:
+        return {}
+    same = before.get("profile") == profile and before.get("overrides", {}) == overrides
+    return before if same else {}
 
 
 def merge_runs(out_dir: Path, profile: str, overrides: dict, runs: list[dict]) -> list[dict]:
@@ -82,63 +181,94 @@ def merge_runs(out_dir: Path, profile: str, overrides: dict, runs: list[dict]) -
     run of the same profile and overrides. Runs of another profile or other overrides are dropped,
     so the index never mixes studies.
     """
-    earlier: list[dict] = []
-    previous = Path(out_dir) / "study.json"
-    if previous.is_file():
-        try:
-            before = json.loads(previous.read_text())
-        except json.JSONDecodeError:
-            before = {}
-        if before.get("profile") == profile and before.get("overrides", {}) == overrides:
-            earlier = [r for r in before.get("runs", []) if (Path(out_dir) / r.get("html", "")).is_file()]
+    before = _earlier_study(out_dir, profile, overrides)
+    earlier = [r for r in before.get("runs", []) if (Path(out_dir) / r.get("html", "")).is_file()]
     merged = {r["notebook"]: r for r in earlier} | {r["notebook"]: r for r in runs}
     return [merged[name] for name in sorted(merged)]
 
 
-def write_index(out_dir: Path, profile: str, runs: list[dict], wall: float) -> Path:
-    rows = "\n".join(
-        f'<tr><td><a href="{html.escape(r["html"])}">{html.escape(r["notebook"])}</a></td>'
-        f'<td><a href="{html.escape(r["executed"])}">ipynb</a></td><td>{r["seconds"]:.0f} s</td>'
-        f'<td>{html.escape(r.get("finished", ""))}</td></tr>'
-        for r in runs)
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Semantic IDs study: {profile}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:50em;margin:2em auto}}td{{padding:.2em 1em}}</style></head>
-<body><h1>Semantic IDs for joint generative search and recommendation</h1>
-<p>Profile <b>{html.escape(profile)}</b>, run {time.strftime('%Y-%m-%d %H:%M')} on {os.cpu_count()} CPU cores,
-{wall / 60:.1f} minutes wall clock for the last invocation.</p>
-<table><tr><th>notebook</th><th>executed</th><th>time</th><th>finished</th></tr>{rows}</table></body></html>"""
-    index = out_dir / "index.html"
-    index.write_text(page, encoding="utf-8")
-    return index
+def git_state(root: Path = PROJECT_ROOT) -> dict | None:
+    """``{"commit": short hash, "dirty": tracked files changed}``, or None outside a git checkout."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True,
+                              timeout=30).stdout.strip()
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": dirty} if commit else None
+
+
+def command_line(argv: list[str] | None = None, *, profile: str = "ml100k", overrides: dict | None = None,
+                 only: list[str] | None = None, reports_dir: Path | None = None,
+                 results_dir: Path | None = None) -> str:
+    """The command that runs this study: ``argv`` as given, or the equivalent of run_study's arguments.
+
+    ``SID_DATA_ROOT`` (where the caches live) is named when set, as it decides what is recomputed.
+    """
+    if argv is None:
+        argv = ["--profile", str(profile)]
+        argv += [f"--set={item}" for item in report.flatten_overrides(overrides or {})]
+        argv += (["--only", *only] if only else [])
+        argv += (["--reports", str(reports_dir)] if reports_dir else [])
+        argv += (["--results", str(results_dir)] if results_dir else [])
+    env = [f"SID_DATA_ROOT={shlex.quote(os.environ['SID_DATA_ROOT'])}"] if os.environ.get("SID_DATA_ROOT") else []
+    return " ".join([*env, "python -m helpers.study", shlex.join(argv)]).strip()
+
+
+def machine() -> str:
+    description = f"{os.cpu_count()} CPU cores"
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            description += f", {torch.cuda.get_device_name(0)}"
+    except ImportError:  # pragma: no cover
+        pass
+    return description
+
+
+def write_index(out_dir: Path, summary: dict, results_dir: Path) -> Path:
+    """``out_dir/index.html`` for ``summary`` (see ``helpers.report.render_index``)."""
+    return report.write_index(summary, out_dir, results_dir)
 
 
 def run_study(profile: str = "ml100k", overrides: dict | None = None, only: list[str] | None = None,
-              reports_dir: Path | None = None, results_dir: Path | None = None) -> dict:
-    """Execute the notebooks for ``profile``; return a summary with per-notebook timings."""
+              reports_dir: Path | None = None, results_dir: Path | None = None, *,
+              command: str | None = None, echo: bool = True, interval: float = 15.0) -> dict:
+    """Execute the notebooks for ``profile``; return a summary with per-notebook timings.
+
+    ``echo`` logs (logger ``helpers.study``, INFO) what each notebook prints and logs as it runs;
+    ``command`` is the command line recorded on the index page (by default, the equivalent one).
+    """
     load_profile(profile, overrides)  # refuse a bad profile or override before any work starts
     chosen = notebooks(only)
+    overrides = overrides or {}
     out_dir = Path(reports_dir or PROJECT_ROOT / "reports" / Path(profile).stem)
     results_dir = Path(results_dir or out_dir / "results")
-    parameters = {"PROFILE": str(profile), "OVERRIDES": overrides or {}, "RESULTS_DIR": str(results_dir.resolve())}
+    parameters = {"PROFILE": str(profile), "OVERRIDES": overrides, "RESULTS_DIR": str(results_dir.resolve())}
+    command = command or command_line(profile=profile, overrides=overrides, only=only,
+                                      reports_dir=reports_dir, results_dir=results_dir)
+    last_time = {r["notebook"]: r.get("seconds") for r in _earlier_study(out_dir, str(profile), overrides).get("runs", [])}
     started = time.time()
+    summary = {"profile": str(profile), "overrides": overrides, "command": command,
+               "started": time.strftime("%Y-%m-%d %H:%M %Z"), "git": git_state(), "machine": machine(),
+               "invocation_notebooks": [nb.name for nb in chosen]}
+    log.info("Study [%s]: %d notebook(s) -> %s", profile, len(chosen), out_dir)
     runs = []
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover
-        tqdm = None
-    progress = tqdm(chosen, desc=f"study [{profile}]", unit="notebook") if tqdm else chosen
-    for source in progress:
-        if tqdm:
-            progress.set_postfix_str(source.stem)
-        runs.append(run_notebook(source, out_dir, parameters))
-        log.info("%s done in %.0f s", source.name, runs[-1]["seconds"])
+    for number, source in enumerate(chosen, 1):
+        before = f" (took {last_time[source.name]:.0f} s last time)" if last_time.get(source.name) else ""
+        log.info("[%d/%d] %s: running%s", number, len(chosen), source.stem, before)
+        runs.append(run_notebook(source, out_dir, parameters, log.info if echo else None, interval))
+        log.info("[%d/%d] %s: done in %.0f s", number, len(chosen), source.stem, runs[-1]["seconds"])
     wall = time.time() - started
-    summary = {"profile": str(profile), "overrides": overrides or {}, "runs": runs, "wall_seconds": round(wall, 1)}
+    summary.update(runs=runs, wall_seconds=round(wall, 1))
     # study.json and the index list the latest run of every notebook in the folder, this
     # invocation's and earlier ones'; the returned summary's "runs" are this invocation's only
-    every = merge_runs(out_dir, str(profile), overrides or {}, runs)
-    (out_dir / "study.json").write_text(json.dumps({**summary, "runs": every}, indent=2))
-    summary["index"] = str(write_index(out_dir, str(profile), every, wall))
+    every = {**summary, "runs": merge_runs(out_dir, str(profile), overrides, runs)}
+    (out_dir / "study.json").write_text(json.dumps(every, indent=2))
+    summary["index"] = str(write_index(out_dir, every, results_dir))
     return summary
 
 
@@ -150,12 +280,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", dest="assignments", action="append", default=[],
                         help="override a parameter, e.g. --set generative.epochs=3 (repeatable)")
     parser.add_argument("--reports", type=Path, help="output folder (default reports/<profile>)")
-    parser.add_argument("--results", type=Path, help="where notebooks 05/06 copy tables and figures")
+    parser.add_argument("--results", type=Path, help="where notebooks 05/06 copy tables and figures "
+                                                     "(default <reports>/results)")
+    parser.add_argument("--quiet", action="store_true", help="one line per notebook, not what it prints")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    command = command_line(sys.argv[1:] if argv is None else argv)
     try:
         overrides = parse_assignments(args.assignments)
-        summary = run_study(args.profile, overrides, args.only, args.reports, args.results)
+        summary = run_study(args.profile, overrides, args.only, args.reports, args.results,
+                            command=command, echo=not args.quiet)
     except StudyError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

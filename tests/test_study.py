@@ -2,13 +2,27 @@
 from __future__ import annotations
 
 import json
+import re
 
 import nbformat
 import pytest
 
+from helpers.config import PROJECT_ROOT
 from helpers.errors import ProfileError, StudyError
 from helpers.notebook_results import read_records
-from helpers.study import NotebookFailed, main, merge_runs, notebooks, run_notebook, run_study
+from helpers.report import broken_links
+from helpers.study import (KernelEcho, NotebookFailed, command_line, git_state, main, merge_runs, notebooks,
+                           run_notebook, run_study)
+
+
+def _notebook(path, *sources):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+                   "language_info": {"name": "python"}}
+    nb.cells = [nbformat.v4.new_code_cell("PROFILE = 'smoke'", metadata={"tags": ["parameters"]})]
+    nb.cells += [nbformat.v4.new_code_cell(source) for source in sources]
+    nbformat.write(nb, path)
+    return path
 
 
 def test_notebooks_are_numbered_stripped_and_parameterised():
@@ -33,14 +47,7 @@ def test_unknown_notebook_and_bad_profile_are_refused_before_work(tmp_path):
 
 
 def test_a_failing_notebook_is_named_with_its_cell(tmp_path):
-    nb = nbformat.v4.new_notebook()
-    nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-                   "language_info": {"name": "python"}}
-    nb.cells = [nbformat.v4.new_code_cell("PROFILE = 'smoke'", metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell("x = 1"),
-                nbformat.v4.new_code_cell("raise ValueError('boom')")]
-    source = tmp_path / "07_broken.ipynb"
-    nbformat.write(nb, source)
+    source = _notebook(tmp_path / "07_broken.ipynb", "x = 1", "raise ValueError('boom')")
     with pytest.raises(NotebookFailed, match=r"07_broken.ipynb failed in cell \d+ \(ValueError: boom\)"):
         run_notebook(source, tmp_path / "out", {"PROFILE": "smoke"})
     assert (tmp_path / "out" / "07_broken.html").is_file(), "the failed run is rendered for reading"
@@ -70,3 +77,71 @@ def test_notebook_01_on_the_smoke_profile(tmp_path):
     assert records["chronological"] is True
     assert records["n_queries"] == 2 * records["n_items"] * 10
     assert 0 < records["n_head_items"] < records["n_items"]
+    # the index links the notebook; 05 and 06 have not run, so it says who makes the results
+    index = (tmp_path / "index.html").read_text()
+    assert 'href="01_data.html"' in index and 'href="01_data.ipynb"' in index
+    assert "is produced by notebook 05" in index and "is produced by notebook 06" in index and "<img" not in index
+    for page in (tmp_path / "index.html", tmp_path / "01_data.html"):
+        assert broken_links(page) == [], page.name
+
+
+# ---- following a running notebook ----------------------------------------------------------------
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_kernel_echo_passes_lines_and_shows_a_progress_bar_every_interval():
+    shown, clock = [], FakeClock()
+    echo = KernelEcho(shown.append, prefix="  04 | ", interval=10, clock=clock)
+    echo.write("training starts\nhalf a ")
+    echo.write("line\n\n")
+    for step in range(1, 101):  # a tqdm bar redrawn 100 times over 50 s
+        clock.now += 0.5
+        echo.write(f"\rmodels: {step}/100")
+    echo.write("\n")
+    echo.write("multitask seed 0: epoch 1/3, train loss 3.210\n")
+    echo.write("\rdecoding: 1/2")
+    echo.close()
+    assert shown[:2] == ["  04 | training starts", "  04 | half a line"]
+    bars = [line for line in shown if "models:" in line]
+    # first state, then one every 10 s, then the final one: 6 lines for 100 redraws
+    assert bars == ["  04 | models: 1/100", "  04 | models: 21/100", "  04 | models: 41/100",
+                    "  04 | models: 61/100", "  04 | models: 81/100", "  04 | models: 100/100"]
+    assert shown[-2:] == ["  04 | multitask seed 0: epoch 1/3, train loss 3.210", "  04 | decoding: 1/2"]
+    assert not any("\r" in line or "\n" in line or not line.strip(" |04") for line in shown)
+
+
+def test_a_notebook_run_echoes_prints_helpers_log_lines_and_bars(tmp_path):
+    source = _notebook(tmp_path / "09_echo.ipynb",
+                       "import logging\nfrom tqdm import tqdm\n"
+                       "logging.getLogger('helpers.generative.train').info('model 1: epoch 1/2')\n"
+                       "print('printed')\nfor _ in tqdm(range(50), desc='bar'):\n    pass")
+    shown = []
+    run_notebook(source, tmp_path / "out", {"PROFILE": "smoke"}, echo=shown.append, interval=60)
+    assert "  09 | model 1: epoch 1/2" in shown and "  09 | printed" in shown
+    bars = [line for line in shown if "bar:" in line]
+    assert bars[-1].startswith("  09 | bar: 100%") and len(bars) <= 3
+    # the executed notebook keeps the bar's final state only
+    cells = json.loads((tmp_path / "out" / "09_echo.ipynb").read_text())["cells"]
+    outputs = next(c for c in cells if "tqdm(range(50)" in "".join(c["source"]))["outputs"]
+    stderr = "".join(o["text"] if isinstance(o["text"], str) else "".join(o["text"])
+                     for o in outputs if o.get("name") == "stderr")
+    assert stderr.count("bar:") == 1 and "\r" not in stderr
+
+
+def test_the_command_line_and_the_commit_are_recorded(tmp_path, monkeypatch):
+    monkeypatch.setenv("SID_DATA_ROOT", "/tmp/my data")
+    assert command_line(["--profile", "smoke", "--only", "01"]) == \
+        "SID_DATA_ROOT='/tmp/my data' python -m helpers.study --profile smoke --only 01"
+    monkeypatch.delenv("SID_DATA_ROOT")
+    assert command_line(profile="smoke", overrides={"generative": {"seeds": [0, 1]}}, only=["05", "06"],
+                        results_dir=tmp_path) == \
+        f"python -m helpers.study --profile smoke '--set=generative.seeds=[0, 1]' --only 05 06 --results {tmp_path}"
+    assert git_state(tmp_path) is None, "outside a git checkout: no commit, no error"
+    if (PROJECT_ROOT / ".git").exists():
+        state = git_state()
+        assert re.fullmatch(r"[0-9a-f]{4,40}", state["commit"]) and isinstance(state["dirty"], bool)

@@ -17,18 +17,28 @@ from pathlib import Path
 import pandas as pd
 
 from .. import artifacts
+from ..config import check_codebook_size
 from .dataset import Dataset
 
 log = logging.getLogger(__name__)
 PRODUCED_BY = "notebooks/01_data.ipynb"
 
 
+def data_params(cfg: dict) -> dict:
+    """The ``data`` parameters that define the dataset (the LLM settings only for the llm generator)."""
+    params = {**cfg["data"], "queries": dict(cfg["data"]["queries"])}
+    unused = ("llm_model", "llm_max_retries") if params["queries"]["generator"] == "template" else ("paraphrase_genres",)
+    for key in unused:
+        params["queries"].pop(key, None)
+    return params
+
+
 def dataset_dir(cfg: dict) -> Path:
-    return artifacts.stage_dir(cfg, "data", {"data": cfg["data"], "schema": 1})
+    return artifacts.stage_dir(cfg, "data", {"data": data_params(cfg), "schema": 1})
 
 
 def load_dataset(cfg: dict) -> Dataset:
-    folder = artifacts.require(dataset_dir(cfg), "The S&R dataset", PRODUCED_BY)
+    folder = artifacts.require(dataset_dir(cfg), "The S&R dataset", PRODUCED_BY, cfg)
     return Dataset.load(folder)
 
 
@@ -36,6 +46,7 @@ def build_dataset(cfg: dict, force: bool = False) -> Dataset:
     """Load the profile's source, split it chronologically, generate queries; cached."""
     folder = dataset_dir(cfg)
     if artifacts.is_complete(folder) and not force:
+        check_codebook_size(cfg, int(artifacts.read_manifest(folder)["n_items"]))
         return Dataset.load(folder)
     from .audience import audience_facts, fact_sentences
     from .movielens import item_text, load_source
@@ -57,6 +68,7 @@ def build_dataset(cfg: dict, force: bool = False) -> Dataset:
     items["genres"] = ["|".join(g) for g in items["genres"]]
     ds = Dataset(items=items, interactions=interactions, queries=queries)
     ds.check()
+    check_codebook_size(cfg, ds.n_items)  # refuse it here, seconds in, not after the embeddings
     manifest = {
         "stage": "data", "profile": cfg["name"], "params": params,
         "n_items": ds.n_items, "n_users": ds.n_users, "n_interactions": len(ds.interactions),

@@ -5,7 +5,7 @@ item embeddings. We drive RecBole through its lower-level API (``Config``, ``cre
 ``data_preparation``, ``get_model``, ``get_trainer``) because ``run_recbole`` imports ray.
 
 Leakage guard: RecBole gets our own chronological split as atomic files and never splits by
-itself (``benchmark_filename``, see shared/FACTS.md). Its three files hold
+itself (``benchmark_filename``, see docs/facts.md). Its three files hold
 
 * ``<name>.train.inter``: our ``train`` interactions (the only ones ENMF trains on);
 * ``<name>.valid.inter`` and ``<name>.test.inter``: our ``valid`` interactions (RecBole insists

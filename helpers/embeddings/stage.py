@@ -58,12 +58,8 @@ from .models import load_sentence_model, resolve_model_path
 
 log = logging.getLogger(__name__)
 
-from ..config import SPACES  # noqa: E402  (one list of names, also used to validate profiles)
-#: How the paper names each space in its tables.
-DISPLAY_NAMES = {"content": "Content-based", "search": "Search based", "rec": "Rec. based",
-                 "multitask": "Multi-task", "fused_concat": "Fused concat", "fused_svd": "Fused SVD"}
-#: Spaces whose vectors come from a text encoder, which can also encode queries.
-TEXT_SPACES = ("content", "search", "multitask")
+from ..registry import SPACE_NAMES as DISPLAY_NAMES  # noqa: E402  (one registry of names)
+from ..registry import SPACES, TEXT_SPACES  # noqa: E402
 FUSED_INPUTS = ("search", "rec")
 PRODUCED_BY = "notebooks/02_embeddings.ipynb"
 SCHEMA = 1
@@ -137,7 +133,7 @@ def load_embedding(cfg: dict, space: str) -> np.ndarray:
     Raises MissingArtifactError (naming notebooks/02_embeddings.ipynb) if it was never built, and
     DataError if its item order or values are broken.
     """
-    folder = artifacts.require(embedding_dir(cfg, space), f"The '{space}' item embeddings", PRODUCED_BY)
+    folder = artifacts.require(embedding_dir(cfg, space), f"The '{space}' item embeddings", PRODUCED_BY, cfg)
     vectors = np.load(folder / "vectors.npy").astype(np.float32, copy=False)
     item_ids = np.load(folder / "item_ids.npy")
     return validate_vectors(vectors, item_ids, _catalogue_size(cfg), str(folder))
@@ -145,7 +141,7 @@ def load_embedding(cfg: dict, space: str) -> np.ndarray:
 
 def load_card(cfg: dict, space: str) -> dict:
     """The model card (card.json) of a built space."""
-    folder = artifacts.require(embedding_dir(cfg, space), f"The '{space}' item embeddings", PRODUCED_BY)
+    folder = artifacts.require(embedding_dir(cfg, space), f"The '{space}' item embeddings", PRODUCED_BY, cfg)
     return artifacts.read_json(folder / "card.json")
 
 
@@ -156,7 +152,7 @@ def load_query_encoder(cfg: dict, space: str):
     emb = cfg["embeddings"]
     if space == "content":
         return load_sentence_model(emb["model"], emb["max_seq_length"])
-    folder = artifacts.require(embedding_dir(cfg, space), f"The '{space}' item embeddings", PRODUCED_BY)
+    folder = artifacts.require(embedding_dir(cfg, space), f"The '{space}' item embeddings", PRODUCED_BY, cfg)
     return load_sentence_model(str(folder / "model"), emb["max_seq_length"])
 
 
@@ -493,5 +489,5 @@ def reference_hits(cfg: dict) -> pd.DataFrame:
     ``row`` indexes the reference queries (``reference_queries(dataset, per_item)`` order) for
     task ``search`` and the user_id for task ``rec``.
     """
-    folder = artifacts.require(reference_dir(cfg), "The dense-retrieval reference", PRODUCED_BY)
+    folder = artifacts.require(reference_dir(cfg), "The dense-retrieval reference", PRODUCED_BY, cfg)
     return pd.read_parquet(folder / "hits.parquet")

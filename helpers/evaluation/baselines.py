@@ -3,7 +3,7 @@
 * ``random``: K items drawn uniformly per query; its expected Recall@K is K / n_items
   (30 / 1682 = 0.018 on ml-100k).
 * ``most_popular``: the K items with the most interactions in the user's visible past, skipping
-  items already in the user's history (ml-100k: 0.154, shared/FACTS.md).
+  items already in the user's history (ml-100k: 0.154, docs/facts.md).
 * ``most_popular_with_history``: the same list without skipping the history (ml-100k: 0.111);
   generative models may re-recommend seen items, so this is the like-for-like floor.
 * ``lexical`` (search): TF-IDF cosine between a test query and every *train* query, an item

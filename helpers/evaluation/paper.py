@@ -19,29 +19,23 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from ..registry import CONSTRUCTION_NAMES, TOKENIZER_CONSTRUCTIONS
+
 CITATION = (
     "Gustavo Penha, Edoardo D'Amico, Marco De Nadai, Enrico Palumbo, Alexandre Tamborrino, "
     "Ali Vardasbi, Max Lefarov, Shawn Lin, Timothy Heath, Francesco Fabbri, Hugues Bouchard. "
     "2025. Semantic IDs for Joint Generative Search and Recommendation. RecSys '25. "
     "https://doi.org/10.1145/3705328.3759300"
 )
-#: The paper's setting, so nobody mistakes its numbers for ours.
-PAPER_SETTING = "MovieLens-25M (62,138 movies), LLM-generated queries, flan-t5-base, 5 seeds, Recall@30"
 
 METRICS = ("search_all", "rec_all", "rec_head", "rec_torso")
 METRIC_LABELS = {"search_all": "Search All", "rec_all": "Rec. All", "rec_head": "Rec. Head",
                  "rec_torso": "Rec. Torso"}
 
-#: Display names of the methods (DESIGN.md), by snake_case key.
-METHOD_LABELS = {
-    "content": "Content-based", "search": "Search based", "rec": "Rec. based",
-    "separate": "Separate", "prefix_share": "Prefix-share", "fused_concat": "Fused concat",
-    "fused_svd": "Fused SVD", "multitask": "Multi-task",
-    "multitask_dict": "Dictionary encoding", "multitask_rlfq": "ResidualLFQ", "multitask_rqvae": "RQ-VAE",
-}
+#: Display names of the methods, by snake_case key (one registry of names: ``helpers.registry``).
+METHOD_LABELS = CONSTRUCTION_NAMES
 #: In Table 3 the multitask construction is the RQ-KMeans row.
-TOKENIZER_LABELS = {"multitask": "RQ-KMeans", "multitask_dict": "Dictionary encoding",
-                    "multitask_rlfq": "ResidualLFQ", "multitask_rqvae": "RQ-VAE"}
+TOKENIZER_LABELS = TOKENIZER_CONSTRUCTIONS
 TASK_SPECIFIC = ("content", "search", "rec")
 CROSS_TASK = ("separate", "prefix_share", "fused_concat", "fused_svd", "multitask")
 

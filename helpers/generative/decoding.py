@@ -2,7 +2,7 @@
 
 Why our own decoders: transformers 5 moved group (diverse) beam search out of the library (it
 now needs a Hub download, which fails offline) and dropped constrained beam search
-(shared/FACTS.md). A Semantic ID is also a special case worth exploiting: every ID of a task has
+(docs/facts.md). A Semantic ID is also a special case worth exploiting: every ID of a task has
 the same short length L (2-4 tokens) and the valid IDs form a small prefix trie, so
 
 * the encoder runs once per input, and the first decoder step once per input (not once per

@@ -26,7 +26,7 @@ Predictions (``data/runs/<profile>/predictions/<construction>-seed<seed>-<split>
     decoding method and parameters, decoding seconds, queries per second, counts per task.
 
 The model's cache key covers the ``generative`` section (except ``seeds``: adding a seed does not
-retrain the others), the seed, and the upstream Semantic-ID and dataset folders; the
+retrain the others; and the ``t5-config`` sizes when another backbone is used), the seed, and the upstream Semantic-ID and dataset folders; the
 predictions' key covers the model folder, the decoding parameters the method uses, ``k`` and
 the split.
 """
@@ -43,7 +43,8 @@ import pandas as pd
 
 from .. import artifacts
 from ..errors import ProfileError
-from .backbone import build_backbone, describe, load_backbone
+from ..registry import check_construction, construction_names as constructions
+from .backbone import T5_CONFIG, build_backbone, describe, load_backbone
 from .decoding import DecodingSettings, InvalidIdError, ItemDecoder
 from .examples import SPLITS, ExampleBuilder, show_examples, training_corpus
 from .train import peak_rss_mib, train_seq2seq, training_curve
@@ -67,14 +68,8 @@ class TrainedModel:
 
 
 # ---- upstream ----------------------------------------------------------------------------------
-def constructions(cfg: dict) -> list[str]:
-    return list(cfg["semantic_ids"]["constructions"])
-
-
 def _check(cfg: dict, construction: str, seed=None, split: str | None = None) -> None:
-    if construction not in cfg["semantic_ids"]["constructions"]:
-        raise ProfileError(f"Unknown construction {construction!r}. Known in this profile "
-                           f"(semantic_ids.constructions): {', '.join(constructions(cfg))}.")
+    check_construction(cfg, construction)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
         raise ProfileError(f"A seed must be an integer, got {seed!r}.")
     if split is not None and split not in SPLITS[1:]:
@@ -95,11 +90,17 @@ def _load_inputs(cfg: dict, construction: str):
     return load_dataset(cfg), load_semantic_ids(cfg, construction)
 
 
+#: ``generative`` parameters that shape only a ``t5-config`` backbone (not part of other backbones' keys).
+T5_CONFIG_ONLY = ("vocabulary", "d_model", "num_layers", "num_heads", "d_ff", "dropout")
+
+
 # ---- models --------------------------------------------------------------------------------------
 def model_dir(cfg: dict, construction: str, seed: int) -> Path:
     """The folder of the model for (construction, seed) under this profile."""
     _check(cfg, construction, seed)
-    params = {k: v for k, v in cfg["generative"].items() if k != "seeds"}
+    gen = cfg["generative"]
+    unused = {"seeds"} | (set() if gen["backbone"] == T5_CONFIG else set(T5_CONFIG_ONLY))
+    params = {k: v for k, v in gen.items() if k not in unused}
     key = {"generative": params, "seed": int(seed), **_upstream(cfg, construction), "schema": SCHEMA}
     return artifacts.stage_dir(cfg, "generative", key, name=f"{construction}-seed{int(seed)}")
 
@@ -128,7 +129,8 @@ def train_model(cfg: dict, construction: str, seed: int, force: bool = False, pr
                 "scheme": ids.scheme, "generative": gen, "upstream": _upstream(cfg, construction),
                 "backbone": describe(model, tokenizer)}
     with artifacts.atomic_dir(folder, manifest) as tmp:
-        card = train_seq2seq(model, tokenizer, train_examples, valid_examples, gen, int(seed), checkpoints, progress)
+        card = train_seq2seq(model, tokenizer, train_examples, valid_examples, gen, int(seed), checkpoints, progress,
+                             label=f"{construction} seed {int(seed)}")
         card.update(construction=construction, seed=int(seed), backbone=describe(model, tokenizer))
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
@@ -143,7 +145,7 @@ def train_model(cfg: dict, construction: str, seed: int, force: bool = False, pr
 def load_model(cfg: dict, construction: str, seed: int) -> TrainedModel:
     """The trained model of (construction, seed), or ``MissingArtifactError`` naming notebook 04."""
     folder = artifacts.require(model_dir(cfg, construction, seed),
-                               f"The generative model for {construction} (seed {seed})", PRODUCED_BY)
+                               f"The generative model for {construction} (seed {seed})", PRODUCED_BY, cfg)
     model, tokenizer = load_backbone(folder)
     return TrainedModel(model=model.eval(), tokenizer=tokenizer, path=folder, card=read_card(folder))
 
@@ -246,6 +248,7 @@ def predict(cfg: dict, construction: str, seed: int, split: str = "test", force:
     k = int(cfg["evaluation"]["k"])
     predictions, seconds = ItemDecoder(trained.model, trained.tokenizer, ids, settings).timed_rank_examples(examples, k)
     check_predictions(predictions, ids.n_items, k)
+    log.info("%s seed %d: %d %s prompts decoded in %.0f s", construction, seed, len(predictions), split, seconds)
     manifest = {"stage": "predictions", "profile": cfg["name"], "construction": construction, "seed": int(seed),
                 "split": split, "k": k, "model": str(trained.path), "decoding": settings.params(),
                 "decoding_seconds": round(seconds, 2),
@@ -262,7 +265,7 @@ def load_predictions(cfg: dict, construction: str, seed: int, split: str = "test
     """predictions.parquet of (construction, seed, split), or ``MissingArtifactError`` naming notebook 04."""
     folder = artifacts.require(predictions_dir(cfg, construction, seed, split),
                                f"The {split} predictions of the generative model for {construction} (seed {seed})",
-                               PRODUCED_BY)
+                               PRODUCED_BY, cfg)
     predictions = pd.read_parquet(folder / PREDICTIONS)
     predictions["ranked"] = [np.asarray(r, dtype=np.int64).tolist() for r in predictions["ranked"]]
     return predictions

@@ -86,8 +86,27 @@ def training_arguments(gen_cfg: dict, output_dir: Path, seed: int, with_eval: bo
     )
 
 
+def epoch_logger(label: str, n_examples: int):
+    """A trainer callback logging one INFO line per epoch: train loss, examples/s, time left."""
+    from transformers import TrainerCallback
+
+    class EpochLogger(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.started, self.first_epoch = time.time(), state.epoch or 0.0
+
+        def on_epoch_end(self, args, state, control, **kwargs):
+            seconds, done = time.time() - self.started, (state.epoch or 0.0) - self.first_epoch
+            loss = next((h["loss"] for h in reversed(state.log_history) if "loss" in h), float("nan"))
+            left = seconds / done * (args.num_train_epochs - state.epoch) if done > 0 else float("nan")
+            log.info("%s: epoch %.0f/%.0f, train loss %.3f, %.0f examples/s, %.0f s left", label, state.epoch,
+                     args.num_train_epochs, loss, n_examples * done / max(seconds, 1e-9), left)
+
+    return EpochLogger()
+
+
 def train_seq2seq(model, tokenizer, train_examples: pd.DataFrame, valid_examples: pd.DataFrame | None,
-                  gen_cfg: dict, seed: int, checkpoint_dir: Path, progress: bool = False) -> dict:
+                  gen_cfg: dict, seed: int, checkpoint_dir: Path, progress: bool = False,
+                  label: str = "model") -> dict:
     """Train ``model`` in place on the examples; return the training card (times, losses, memory).
 
     ``checkpoint_dir`` holds the trainer's per-epoch checkpoints; if it already holds one (an
@@ -110,6 +129,7 @@ def train_seq2seq(model, tokenizer, train_examples: pd.DataFrame, valid_examples
     )
     if not progress:
         trainer.remove_callback(PrinterCallback)  # keep notebooks quiet; the curve is in the card
+    trainer.add_callback(epoch_logger(label, len(train_examples)))  # INFO: shown by the study runner only
     Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
     resume = get_last_checkpoint(str(checkpoint_dir))
     started = time.time()

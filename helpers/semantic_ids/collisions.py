@@ -1,7 +1,7 @@
 """Collisions: items whose code tuples are equal, and the TIGER-style token that separates them.
 
 A quantizer maps similar items to the same code tuple (FAISS RQ 2x8 bits leaves 21,755 of 62k random
-vectors sharing a code, shared/FACTS.md), but a generative retriever needs every ID to denote one
+vectors sharing a code, docs/facts.md), but a generative retriever needs every ID to denote one
 item. TIGER (Rajput et al., 2023) appends one more token that counts the items within a collision
 group: 0 for the first, 1 for the second, ... . It is appended to *every* ID (0 for items that
 collide with nobody) so that all IDs of a task keep the same length.

@@ -1,7 +1,7 @@
 """Diagnostics of Semantic IDs: are the codebooks used, do they keep the vectors, do they mean something?
 
 Logged for every construction (semantic-ID codebases report collapse onto a few codes and many items
-per ID, shared/STYLE.md):
+per ID, docs/architecture.md, "Patterns we follow"):
 
 * **utilisation** per level: fraction of the codebook's codes that at least one item uses;
 * **perplexity** per level: ``exp(entropy)`` of the code distribution, the number of equally used codes

@@ -14,6 +14,22 @@
 
 In every scheme colliding code tuples get one more, disambiguation, token per task
 (``collisions.disambiguate``), tagged like the task's last level.
+
+Scheme names are ``helpers.registry.SCHEMES``. :func:`build_ids` reads the profile's ``semantic_ids``
+section laid out one section per quantizer::
+
+    n_levels: 2
+    codebook_size: 64
+    seed: 0
+    quantizers:                      # each quantizer's keyword arguments, passed as-is
+      rq_kmeans: {beam_size: 1, train_type: progressive_dim, niter: 20, train_sample: null, threads: 1}
+      dict:      {max_iter: 10, alpha: 1.0}
+      rlfq:      {epochs: 100, batch_size: 512, lr: 1.0e-2, entropy_loss_weight: 0.1, commitment_weight: 0.25}
+      rqvae:     {epochs: 100, batch_size: 512, lr: 1.0e-3, hidden_dim: 256, latent_dim: 32, commitment_weight: 0.25}
+    schemes:
+      prefix_share: {shared_levels: 1}   # the prefix-share model trains with quantizers.rqvae
+
+and :func:`used_params` cuts it down to what one construction reads (its cache key).
 """
 from __future__ import annotations
 
@@ -21,6 +37,7 @@ import time
 
 import numpy as np
 
+from .. import registry
 from . import tokens as tok
 from .collisions import collision_stats, disambiguate
 from .diagnostics import part_diagnostics
@@ -33,7 +50,9 @@ from .quantizers import (
     get_quantizer,
 )
 
-SCHEMES = ("shared", "separate", "prefix_share")
+SCHEMES = registry.SCHEMES
+#: The quantizer whose settings (``semantic_ids.quantizers.rqvae``) the prefix-share model trains with.
+PREFIX_SHARE_QUANTIZER = "rqvae"
 #: Which input vectors each scheme needs (keys of the ``vectors`` mapping given to :func:`build_ids`).
 SCHEME_INPUTS = {"shared": ("shared",), "separate": ("search", "rec"), "prefix_share": ("search", "rec")}
 
@@ -52,17 +71,54 @@ def check_scheme(scheme: str, quantizer: str) -> None:
 
 
 def quantizer_kwargs(name: str, params: dict) -> dict:
-    """The profile's ``semantic_ids`` parameters that quantizer ``name`` takes."""
-    if name == "rq_kmeans":
-        return {"beam_size": params["rq_beam_size"], "train_type": params["rq_train_type"],
-                "niter": params["rq_niter"], "train_sample": params["rq_train_sample"], "threads": params["rq_threads"]}
-    if name == "dict":
-        return {"max_iter": params["dict_max_iter"], "alpha": params["dict_alpha"]}
-    if name == "rlfq":
-        return {**params["train"], "entropy_loss_weight": params["rlfq_entropy_weight"], "lr": params["rlfq_lr"]}
-    if name == "rqvae":
-        return dict(params["train"])
-    raise SemanticIdConfigError(f"Unknown quantizer {name!r}. Valid quantizers: {', '.join(QUANTIZERS)}.")
+    """Quantizer ``name``'s keyword arguments: the profile's ``semantic_ids.quantizers.<name>``, as-is.
+
+    Args:
+        name: one of ``QUANTIZERS``.
+        params: the profile's ``semantic_ids`` section (``quantizers: {rq_kmeans: {...}, dict: {...},
+            ...}``).
+    """
+    if name not in QUANTIZERS:
+        raise SemanticIdConfigError(f"Unknown quantizer {name!r}. Valid quantizers: {', '.join(QUANTIZERS)}.")
+    sections = params.get("quantizers")
+    if not isinstance(sections, dict) or not isinstance(sections.get(name), dict):
+        raise SemanticIdConfigError(
+            f"semantic_ids.quantizers.{name} is missing: the semantic_ids section needs one mapping of settings "
+            f"per quantizer, e.g. quantizers: {{{name}: {{...}}}} (see helpers/profiles/ml100k.yaml).")
+    return dict(sections[name])
+
+
+def prefix_share_settings(params: dict) -> tuple[int, dict]:
+    """``(shared_levels, model kwargs)`` of the prefix-share model: the profile's
+    ``semantic_ids.schemes.prefix_share.shared_levels`` and ``semantic_ids.quantizers.rqvae``."""
+    try:
+        shared_levels = params["schemes"]["prefix_share"]["shared_levels"]
+    except (KeyError, TypeError):
+        raise SemanticIdConfigError(
+            "semantic_ids.schemes.prefix_share.shared_levels is missing: the prefix_share scheme needs the "
+            "number of shared codebooks, e.g. schemes: {prefix_share: {shared_levels: 1}}.") from None
+    return int(shared_levels), quantizer_kwargs(PREFIX_SHARE_QUANTIZER, params)
+
+
+def used_params(params: dict, scheme: str, quantizer: str) -> dict:
+    """The part of ``params`` (the ``semantic_ids`` section) that a ``(scheme, quantizer)`` construction
+    reads: ``n_levels``, ``codebook_size``, ``seed``, its own quantizer's section and, for prefix-share,
+    its scheme section. ``build_ids`` gives the same IDs from this subset as from the whole section, so
+    it is what a construction's cache key needs.
+
+    >>> section = {"n_levels": 2, "codebook_size": 64, "seed": 0, "constructions": {},
+    ...            "quantizers": {"rq_kmeans": {"niter": 20}, "dict": {"max_iter": 10}},
+    ...            "schemes": {"prefix_share": {"shared_levels": 1}}}
+    >>> used_params(section, "shared", "rq_kmeans")
+    {'n_levels': 2, 'codebook_size': 64, 'seed': 0, 'quantizers': {'rq_kmeans': {'niter': 20}}}
+    """
+    check_scheme(scheme, quantizer)
+    used = {key: params[key] for key in ("n_levels", "codebook_size", "seed")}
+    name = PREFIX_SHARE_QUANTIZER if scheme == "prefix_share" else quantizer
+    used["quantizers"] = {name: quantizer_kwargs(name, params)}
+    if scheme == "prefix_share":
+        used["schemes"] = {"prefix_share": {"shared_levels": prefix_share_settings(params)[0]}}
+    return used
 
 
 def assemble_task_ids(segments: list[tuple[np.ndarray, str]], codebook_size: int
@@ -111,7 +167,10 @@ def build_ids(construction: str, scheme: str, quantizer: str, vectors: dict, par
         scheme: one of ``SCHEMES``; quantizer: one of ``QUANTIZERS``.
         vectors: ``{"shared": X}`` for ``shared``; ``{"search": X_s, "rec": X_r}`` otherwise; float
             matrices whose row i is item_id i.
-        params: the profile's ``semantic_ids`` section (n_levels, codebook_size, seed, ...).
+        params: the profile's ``semantic_ids`` section: ``n_levels``, ``codebook_size``, ``seed``,
+            ``quantizers.<quantizer>`` (the quantizer's keyword arguments, passed as-is) and, for
+            ``prefix_share``, ``schemes.prefix_share.shared_levels`` and ``quantizers.rqvae`` (the
+            model's training settings). Other keys are ignored (see :func:`used_params`).
         genres: optional ``|``-separated genre string per item, for the genre-agreement diagnostic.
     """
     check_scheme(scheme, quantizer)
@@ -141,9 +200,8 @@ def build_ids(construction: str, scheme: str, quantizer: str, vectors: dict, par
                 [(codes[task], tok.TASK_TAGS[task])], size)
             vocabulary += task_vocab
     else:  # prefix_share
-        shared_levels = params["prefix_share_shared_levels"]
-        model = PrefixShareQuantizer(shared_levels, params["n_levels"] - shared_levels, size, seed,
-                                     **params["train"])
+        shared_levels, model_kwargs = prefix_share_settings(params)
+        model = PrefixShareQuantizer(shared_levels, params["n_levels"] - shared_levels, size, seed, **model_kwargs)
         codes = model.fit(checked["search"], checked["rec"]).encode(checked["search"], checked["rec"])
         reconstruction = model.decode(codes)
         parts["shared"] = part_diagnostics(codes["shared"], size, genres=genres, seed=seed)

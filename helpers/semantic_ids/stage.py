@@ -9,8 +9,10 @@ A *construction* is one entry of the profile's ``semantic_ids.constructions`` ma
 ``[search_space, rec_space]`` pair for the ``separate`` and ``prefix_share`` schemes.
 
 Artifact folder: ``data/runs/<profile>/semantic_ids/<construction>/<hash>/`` where the hash covers the
-construction spec, every ``semantic_ids`` parameter except the ``constructions`` map, and the folder
-names (hashes) of the embeddings it reads. Its files are documented in ``helpers.semantic_ids.ids``
+construction spec, the shared sizes (``n_levels``, ``codebook_size``, ``seed``), its own quantizer's
+section of ``semantic_ids.quantizers`` (and its scheme's section of ``semantic_ids.schemes``, if any)
+and the folder names (hashes) of the embeddings it reads: changing RQ-VAE's epochs rebuilds only the
+constructions that use RQ-VAE. Its files are documented in ``helpers.semantic_ids.ids``
 (``ids.parquet``, ``vocabulary.json``, ``codes_<part>.npy``, ``diagnostics.json``) plus
 ``manifest.json``.
 
@@ -23,6 +25,7 @@ import logging
 from pathlib import Path
 
 from .. import artifacts
+from ..registry import check_construction, construction_names
 from .ids import SemanticIds
 from .quantizers import SemanticIdConfigError
 from .schemes import SCHEME_INPUTS, build_ids, check_scheme
@@ -32,18 +35,9 @@ PRODUCED_BY = "notebooks/03_semantic_ids.ipynb"
 SCHEMA = 1
 
 
-def construction_names(cfg: dict) -> list[str]:
-    return list(cfg["semantic_ids"]["constructions"])
-
-
 def construction_spec(cfg: dict, construction: str) -> dict:
     """The checked ``{space, quantizer, scheme}`` of ``construction``, with ``spaces`` per input part."""
-    constructions = cfg["semantic_ids"]["constructions"]
-    if construction not in constructions:
-        raise SemanticIdConfigError(
-            f"Unknown construction {construction!r}. This profile defines: {', '.join(constructions)}; add it "
-            f"under semantic_ids.constructions.")
-    spec = dict(constructions[construction])
+    spec = dict(cfg["semantic_ids"]["constructions"][check_construction(cfg, construction)])
     unknown = set(spec) - {"space", "quantizer", "scheme"}
     if unknown or "space" not in spec:
         raise SemanticIdConfigError(
@@ -73,9 +67,21 @@ def construction_spec(cfg: dict, construction: str) -> dict:
     return spec
 
 
-def sid_params(cfg: dict) -> dict:
-    """The ``semantic_ids`` parameters every construction shares (everything but the constructions)."""
-    return {k: v for k, v in cfg["semantic_ids"].items() if k != "constructions"}
+SHARED_PARAMS = ("n_levels", "codebook_size", "seed")
+
+
+def sid_params(cfg: dict, construction: str) -> dict:
+    """The ``semantic_ids`` parameters ``construction`` uses, in the profile's layout.
+
+    The shared sizes, its own quantizer's section and its scheme's section (if the scheme has one):
+    what its folder hash covers and what ``build_ids`` reads.
+    """
+    spec = construction_spec(cfg, construction)
+    sid = cfg["semantic_ids"]
+    params = {k: sid[k] for k in SHARED_PARAMS}
+    params["quantizers"] = {spec["quantizer"]: dict(sid["quantizers"][spec["quantizer"]])}
+    params["schemes"] = {s: dict(v) for s, v in sid.get("schemes", {}).items() if s == spec["scheme"]}
+    return params
 
 
 def semantic_ids_dir(cfg: dict, construction: str) -> Path:
@@ -84,7 +90,7 @@ def semantic_ids_dir(cfg: dict, construction: str) -> Path:
 
     spec = construction_spec(cfg, construction)
     key = {"schema": SCHEMA, "construction": {k: spec[k] for k in ("space", "quantizer", "scheme")},
-           "params": sid_params(cfg),
+           "params": sid_params(cfg, construction),
            "embeddings": {part: embedding_dir(cfg, space).name for part, space in spec["spaces"].items()}}
     return artifacts.stage_dir(cfg, "semantic_ids", key, name=construction)
 
@@ -92,7 +98,7 @@ def semantic_ids_dir(cfg: dict, construction: str) -> Path:
 def load_semantic_ids(cfg: dict, construction: str) -> SemanticIds:
     """The saved IDs of ``construction``, or MissingArtifactError naming notebook 03."""
     folder = artifacts.require(semantic_ids_dir(cfg, construction),
-                               f"Semantic IDs '{construction}'", PRODUCED_BY)
+                               f"Semantic IDs '{construction}'", PRODUCED_BY, cfg)
     return SemanticIds.load(folder)
 
 
@@ -110,7 +116,8 @@ def build_semantic_ids(cfg: dict, construction: str, force: bool = False) -> Sem
     spec = construction_spec(cfg, construction)
     genres = build_dataset(cfg).items["genres"].tolist()  # first: the embedding stage only loads it
     vectors = {part: build_embedding(cfg, space) for part, space in spec["spaces"].items()}
-    ids = build_ids(construction, spec["scheme"], spec["quantizer"], vectors, sid_params(cfg), genres=genres)
+    params = sid_params(cfg, construction)
+    ids = build_ids(construction, spec["scheme"], spec["quantizer"], vectors, params, genres=genres)
     ids.diagnostics["spaces"] = dict(spec["spaces"])
     if spec["scheme"] == "prefix_share":  # its shared codebook is learnt from both spaces
         ids.diagnostics["spaces"]["shared"] = "+".join(spec["spaces"][t] for t in ("search", "rec"))
@@ -118,7 +125,7 @@ def build_semantic_ids(cfg: dict, construction: str, force: bool = False) -> Sem
              ids.diagnostics["collision_rate"],
              {part: [round(u, 2) for u in info["utilisation"]] for part, info in ids.diagnostics["parts"].items()})
     manifest = {"stage": "semantic_ids", "profile": cfg["name"], "construction": construction,
-                "spec": {k: spec[k] for k in ("space", "quantizer", "scheme")}, "params": sid_params(cfg),
+                "spec": {k: spec[k] for k in ("space", "quantizer", "scheme")}, "params": params,
                 "embedding_dirs": {part: str(p) for part, p in _embedding_dirs(cfg, spec).items()},
                 "n_items": ids.n_items, "collision_rate": ids.diagnostics["collision_rate"],
                 "vocabulary_size": len(ids.vocabulary)}
