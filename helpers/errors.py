@@ -18,3 +18,19 @@ class DataError(StudyError, ValueError):
 
 class MissingArtifactError(StudyError, FileNotFoundError):
     """An upstream stage has not been run for this profile yet."""
+
+
+class SemanticIdConfigError(StudyError, ValueError):
+    """A Semantic-ID setting that cannot work: an unknown quantizer or scheme, a codebook too large."""
+
+
+class EmbeddingMatrixError(DataError):
+    """An item-embedding matrix with the wrong shape, item order, or non-finite values."""
+
+
+class InvalidIdError(StudyError, AssertionError):
+    """A decoder returned something that is not a valid, distinct catalogue item."""
+
+
+class NotebookFailed(StudyError):
+    """A notebook of the study failed; the message names the notebook and the cell."""

@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..errors import ProfileError, StudyError
+from ..errors import InvalidIdError, ProfileError
 from ..semantic_ids.ids import TASKS, SemanticIds
 from .backbone import id_table
 
@@ -58,10 +58,6 @@ log = logging.getLogger(__name__)
 
 METHODS = ("diverse_beam", "trie_beam", "exact", "hf_beam")
 NEG_INF = float("-inf")
-
-
-class InvalidIdError(StudyError, AssertionError):
-    """A decoder produced a token sequence that is not the ID of any item (a bug, never data)."""
 
 
 # ---- settings ------------------------------------------------------------------------------------
