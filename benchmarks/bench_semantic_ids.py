@@ -94,10 +94,11 @@ def profile_inputs(cfg: dict, source: str):
 
 def bench_constructions(cfg: dict, source: str) -> float:
     vectors, genres, described = profile_inputs(cfg, source)
-    params = sid_params(cfg)
+    section = cfg["semantic_ids"]
+    epochs = {name: section["quantizers"][name]["epochs"] for name in ("rlfq", "rqvae")}
     print(f"\n## All constructions of profile '{cfg['name']}' ({described})")
-    print(f"n_levels={params['n_levels']}, codebook_size={params['codebook_size']}, "
-          f"train epochs={params['train']['epochs']}\n")
+    print(f"n_levels={section['n_levels']}, codebook_size={section['codebook_size']}, "
+          f"epochs rlfq={epochs['rlfq']}, rqvae (and prefix-share)={epochs['rqvae']}\n")
     print("| construction | spaces (dims) | quantizer | scheme | seconds | collision rate |")
     print("| --- | --- | --- | --- | --- | --- |")
     total = 0.0
@@ -105,7 +106,7 @@ def bench_constructions(cfg: dict, source: str) -> float:
         spec = construction_spec(cfg, name)
         inputs = {part: vectors[space] for part, space in spec["spaces"].items()}
         started = time.perf_counter()
-        ids = build_ids(name, spec["scheme"], spec["quantizer"], inputs, params, genres=genres)
+        ids = build_ids(name, spec["scheme"], spec["quantizer"], inputs, sid_params(cfg, name), genres=genres)
         seconds = time.perf_counter() - started
         total += seconds
         dims = ", ".join(f"{space} ({vectors[space].shape[1]})" for space in spec["spaces"].values())
@@ -117,15 +118,20 @@ def bench_constructions(cfg: dict, source: str) -> float:
 
 
 def bench_rq_62k(n: int, dim: int, params: dict, beams: list[int], samples: list) -> None:
-    """Isotropic Gaussian vectors (as in shared/FACTS.md): the worst case for k-means, no structure."""
+    """Isotropic Gaussian vectors (as in docs/facts.md): the worst case for k-means, no structure.
+
+    ``params`` is a profile's ``semantic_ids`` section; RQ-KMeans runs with its ``quantizers.rq_kmeans``
+    settings, beam size and train sample replaced by each of ``beams`` x ``samples``.
+    """
     X = np.random.default_rng(0).standard_normal((n, dim), dtype=np.float32)
     size = params["codebook_size"]
+    rq = quantizer_kwargs("rq_kmeans", params)
     print(f"\n## RQ-KMeans on a synthetic {n} x {dim} Gaussian matrix ({params['n_levels']} x {size} codes, "
-          f"{params['rq_train_type']}, niter {params['rq_niter']})\n")
+          f"{rq['train_type']}, niter {rq['niter']})\n")
     print("| beam size | train sample | fit s | encode s | total s | items sharing a code tuple |")
     print("| --- | --- | --- | --- | --- | --- |")
     for beam, sample in ((b, s) for b in beams for s in samples):
-        kwargs = {**quantizer_kwargs("rq_kmeans", params), "beam_size": beam, "train_sample": sample}
+        kwargs = {**rq, "beam_size": beam, "train_sample": sample}
         quantizer = get_quantizer("rq_kmeans", params["n_levels"], size, seed=0, **kwargs)
         started = time.perf_counter()
         quantizer.fit(X)
@@ -147,10 +153,11 @@ def main() -> None:
     parser.add_argument("--rq-profile", default="paper",
                         help="profile whose semantic_ids settings the 62k benchmark uses (the paper's scale)")
     parser.add_argument("--rq-beams", type=int, nargs="+", default=None,
-                        help="beam sizes for the 62k benchmark (default: that profile's rq_beam_size)")
+                        help="beam sizes for the 62k benchmark (default: that profile's "
+                             "semantic_ids.quantizers.rq_kmeans.beam_size)")
     parser.add_argument("--rq-samples", type=int, nargs="+", default=None,
                         help="train-sample sizes for the 62k benchmark, 0 = every item "
-                             "(default: that profile's rq_train_sample)")
+                             "(default: that profile's semantic_ids.quantizers.rq_kmeans.train_sample)")
     parser.add_argument("--rq-items", type=int, default=62138)
     parser.add_argument("--rq-dim", type=int, default=768)
     args = parser.parse_args()
@@ -162,9 +169,10 @@ def main() -> None:
     if args.part in ("all", "constructions"):
         bench_constructions(cfg, args.source)
     if args.part in ("all", "rq62k"):
-        rq_params = sid_params(load_profile(args.rq_profile))
-        samples = [s or None for s in args.rq_samples] if args.rq_samples else [rq_params["rq_train_sample"]]
-        bench_rq_62k(args.rq_items, args.rq_dim, rq_params, args.rq_beams or [rq_params["rq_beam_size"]], samples)
+        rq_params = load_profile(args.rq_profile)["semantic_ids"]
+        rq = quantizer_kwargs("rq_kmeans", rq_params)
+        samples = [s or None for s in args.rq_samples] if args.rq_samples else [rq["train_sample"]]
+        bench_rq_62k(args.rq_items, args.rq_dim, rq_params, args.rq_beams or [rq["beam_size"]], samples)
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 
 

@@ -42,15 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import DataError, StudyError
-
-
-class SemanticIdConfigError(StudyError, ValueError):
-    """A Semantic-ID parameter that cannot work: unknown quantizer or scheme, a codebook too large."""
-
-
-class EmbeddingMatrixError(DataError):
-    """An item matrix a quantizer cannot use: wrong shape, wrong row count, NaN or inf values."""
+from ..errors import EmbeddingMatrixError, SemanticIdConfigError  # noqa: F401  (re-exported)
 
 
 def check_item_matrix(X, name: str = "embedding", n_items: int | None = None) -> np.ndarray:
@@ -167,7 +159,8 @@ class RQKMeansQuantizer(Quantizer):
 
     Args:
         beam_size: ``max_beam_size`` of FAISS's beam search, used both while training the codebooks
-            and while encoding. 1 is greedy residual k-means (each level picks the nearest centroid of
+            and while encoding (read again by every ``encode``, so a fitted quantizer can encode its
+            codebooks with another beam). 1 is greedy residual k-means (each level picks the nearest centroid of
             the residual, so the first token is the item's nearest coarse cluster); FAISS's default 5
             keeps 5 partial candidates and picks the tuple with the lowest joint error. On our
             catalogues beam 1 left fewer collisions and fuller second-level codebooks (notebook 03).
@@ -256,11 +249,15 @@ class RQKMeansQuantizer(Quantizer):
 
     def packed_codes(self, X) -> np.ndarray:
         """FAISS's own output: ``ceil(n_levels * nbits / 8)`` bytes per item, levels bit-packed."""
-        return self._rq.compute_codes(self._into_span(self._check_fitted_input(X)))
+        X = self._check_fitted_input(X)
+        with self._runtime():
+            self._rq.max_beam_size = self.beam_size
+            return self._rq.compute_codes(self._into_span(X))
 
     def _encode(self, X):
         import faiss
 
+        self._rq.max_beam_size = self.beam_size  # encode with the current beam (fit used the same)
         packed = self._rq.compute_codes(self._into_span(X))
         return faiss.unpack_bitstrings(packed, self.n_levels, self.nbits)
 

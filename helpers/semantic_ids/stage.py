@@ -28,7 +28,7 @@ from .. import artifacts
 from ..registry import check_construction, construction_names
 from .ids import SemanticIds
 from .quantizers import SemanticIdConfigError
-from .schemes import SCHEME_INPUTS, build_ids, check_scheme
+from .schemes import SCHEME_INPUTS, build_ids, check_scheme, used_params
 
 log = logging.getLogger(__name__)
 PRODUCED_BY = "notebooks/03_semantic_ids.ipynb"
@@ -67,21 +67,14 @@ def construction_spec(cfg: dict, construction: str) -> dict:
     return spec
 
 
-SHARED_PARAMS = ("n_levels", "codebook_size", "seed")
-
-
 def sid_params(cfg: dict, construction: str) -> dict:
     """The ``semantic_ids`` parameters ``construction`` uses, in the profile's layout.
 
-    The shared sizes, its own quantizer's section and its scheme's section (if the scheme has one):
-    what its folder hash covers and what ``build_ids`` reads.
+    The shared sizes, its own quantizer's section and its scheme's section (prefix-share): what its
+    folder hash covers and what ``build_ids`` reads (``schemes.used_params``).
     """
     spec = construction_spec(cfg, construction)
-    sid = cfg["semantic_ids"]
-    params = {k: sid[k] for k in SHARED_PARAMS}
-    params["quantizers"] = {spec["quantizer"]: dict(sid["quantizers"][spec["quantizer"]])}
-    params["schemes"] = {s: dict(v) for s, v in sid.get("schemes", {}).items() if s == spec["scheme"]}
-    return params
+    return used_params(cfg["semantic_ids"], spec["scheme"], spec["quantizer"])
 
 
 def semantic_ids_dir(cfg: dict, construction: str) -> Path:
