@@ -92,7 +92,7 @@ AT_LEAST_ONE = {"epochs", "batch_size", "encode_batch_size", "max_seq_length", "
                 "max_input_tokens", "history_window", "rec_targets_per_user", "num_beams", "num_groups",
                 "exact_rows", "test_queries_per_item", "k", "per_item", "min_user_interactions", "max_users",
                 "max_items", "max_pairs", "train_sample", "threads", "recent_items", "cooccurrence_window",
-                "shared_levels", "beam_size", "llm_max_retries"}
+                "shared_levels", "beam_size", "llm_max_retries", "llm_concurrency"}
 POSITIVE = {"lr", "alpha"}
 NON_NEGATIVE = {"seed", "seeds", "warmup", "weight_decay", "dropout", "diversity_penalty", "entropy_loss_weight",
                 "commitment_weight", "min_rating", "baseline_seed"}

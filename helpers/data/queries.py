@@ -267,8 +267,11 @@ def generate_queries(items: pd.DataFrame, facts: list[list[tuple[str, str]]], pa
     if generator == "llm":
         from .llm_queries import LLMQueryGenerator
 
-        pairs = LLMQueryGenerator.from_env(params, cache_dir).generate(items)
+        generator = LLMQueryGenerator.from_env(params, cache_dir, concurrency=params.get("llm_concurrency"))
+        pairs = generator.generate(items, facts)
         rows = [(item_id, split, pair, text) for item_id, (train, test) in pairs.items()
                 for split, texts in (("train", train), ("test", test)) for pair, text in enumerate(texts)]
-        return _frame(rows)
+        frame = _frame(rows)
+        frame.attrs["query_summary"] = generator.summary  # asked, cached, retried, fallen back: for the manifest
+        return frame
     raise DataError(f"Unknown data.queries.generator '{generator}'. Choose one of: {', '.join(GENERATORS)}.")

@@ -27,7 +27,9 @@ PRODUCED_BY = "notebooks/01_data.ipynb"
 def data_params(cfg: dict) -> dict:
     """The ``data`` parameters that define the dataset (the LLM settings only for the llm generator)."""
     params = {**cfg["data"], "queries": dict(cfg["data"]["queries"])}
-    unused = ("llm_model", "llm_max_retries") if params["queries"]["generator"] == "template" else ("paraphrase_genres",)
+    unused = ["llm_concurrency"]  # speed only
+    if params["queries"]["generator"] == "template":
+        unused += ["llm_model", "llm_max_retries"]
     for key in unused:
         params["queries"].pop(key, None)
     return params
@@ -65,6 +67,7 @@ def build_dataset(cfg: dict, force: bool = False) -> Dataset:
         for row, f in zip(items.itertuples(index=False), facts)
     ]
     queries = generate_queries(items, facts, params["queries"], cache_dir=artifacts.data_root() / "cache" / "llm")
+    query_summary = queries.attrs.pop("query_summary", None)
     items["genres"] = ["|".join(g) for g in items["genres"]]
     ds = Dataset(items=items, interactions=interactions, queries=queries)
     ds.check()
@@ -72,7 +75,7 @@ def build_dataset(cfg: dict, force: bool = False) -> Dataset:
     manifest = {
         "stage": "data", "profile": cfg["name"], "params": params,
         "n_items": ds.n_items, "n_users": ds.n_users, "n_interactions": len(ds.interactions),
-        "n_queries": len(ds.queries),
+        "n_queries": len(ds.queries), **({"llm_queries": query_summary} if query_summary else {}),
     }
     with artifacts.atomic_dir(folder, manifest) as tmp:
         ds.save(tmp)
