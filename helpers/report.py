@@ -16,6 +16,7 @@ import csv
 import html
 import json
 import os
+import re
 import time
 from html.parser import HTMLParser
 from pathlib import Path
@@ -157,13 +158,12 @@ def pareto_section(results_dir: Path, page_dir: Path) -> str:
             f"tasks; dotted lines are the baselines. Drawn by notebook 06{vector}.</figcaption></figure>")
 
 
+#: A table cell that is a number: ``0.093``, ``0.093 ²³⁴``, ``0.093 ± 0.004 ¹``, ``-1e-05``, ``12%``.
+NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?%?(\s*±\s*\d*\.?\d+)?\s*[⁰¹²³⁴⁵⁶⁷⁸⁹]*")
+
+
 def _is_number(text: str) -> bool:
-    head = str(text).strip().split(" ")[0].replace("±", "")
-    try:
-        float(head)
-    except ValueError:
-        return False
-    return True
+    return bool(NUMBER.fullmatch(str(text).strip()))
 
 
 def csv_table(path: Path, group_column: str = "group") -> str:
@@ -194,7 +194,8 @@ def csv_table(path: Path, group_column: str = "group") -> str:
         cells = []
         for column in columns:
             value = row.get(column, "")
-            css = " ".join(filter(None, ["num" if _is_number(value) else "", "paper" if column.endswith(" (paper)") else ""]))
+            css = " ".join(filter(None, ["num" if _is_number(value) else "",
+                                         "paper" if column.endswith(" (paper)") else ""]))
             cells.append(f'<td class="{css}">{_e(value)}</td>' if css else f"<td>{_e(value)}</td>")
         body.append(f"<tr>{''.join(cells)}</tr>")
     return f'<div class="scroll"><table>{header}{"".join(body)}</table></div>'
@@ -223,7 +224,8 @@ def notebooks_section(runs: list[dict], out_dir: Path) -> str:
         title = notebook_title(executed) or Path(run["notebook"]).stem
         rows.append(f'<tr><td><a href="{href(page, out_dir)}">{_e(title)}</a></td>'
                     f'<td><a href="{href(executed, out_dir)}">{_e(Path(run["executed"]).name)}</a></td>'
-                    f'<td class="num">{_minutes(run.get("seconds", 0))}</td><td>{_e(run.get("finished", ""))}</td></tr>')
+                    f'<td class="num">{_minutes(run.get("seconds", 0))}</td>'
+                    f'<td>{_e(run.get("finished", ""))}</td></tr>')
     return ("<h2>Notebooks</h2><p>Each executed notebook as a page to read, and as the <code>.ipynb</code> "
             "to open in Jupyter.</p><div class=\"scroll\"><table><tr><th>notebook</th><th>executed</th>"
             f'<th class="num">time</th><th>finished</th></tr>{"".join(rows)}</table></div>')
@@ -271,7 +273,7 @@ def run_section(summary: dict) -> str:
     runs = summary.get("runs") or []
     total = sum(float(r.get("seconds", 0)) for r in runs)
     this = summary.get("invocation_notebooks")
-    covered = f" ({', '.join(Path(n).stem for n in this)})" if this else ""
+    covered = f" (notebooks {', '.join(Path(n).name[:2] for n in this)})" if this else ""
     items = [
         ("Profile", f"<code>{_e(summary.get('profile', '?'))}</code>"
          + (f", overrides {', '.join(f'<code>{_e(o)}</code>' for o in overrides)}" if overrides else ", no overrides")),

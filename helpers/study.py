@@ -1,4 +1,5 @@
-"""Run the study: execute notebooks/01..06 in order through papermill and render HTML reports.
+"""Run the study: execute the numbered notebooks (notebooks/01_*.ipynb, 02_*, ...) in order through
+papermill and render HTML reports.
 
     python -m helpers.study                          # default profile (ml100k)
     python -m helpers.study --profile smoke          # minutes, what the tests run
@@ -25,7 +26,10 @@ import os
 import shlex
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable
 
@@ -36,12 +40,16 @@ from .errors import StudyError
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 log = logging.getLogger("helpers.study")
 
-#: Run in the kernel before the notebook when its output is echoed: the helpers' INFO lines
-#: (``log.info`` of every stage: models trained, epochs, predictions decoded) go to its stdout.
-#: Jupyter shows none of them, as no handler is configured there.
-KERNEL_LOGGING = ("import logging as _l, sys as _s; _h = _l.StreamHandler(_s.stdout); "
-                  "_h.setFormatter(_l.Formatter('%(message)s')); _g = _l.getLogger('helpers'); "
-                  "_g.addHandler(_h); _g.setLevel(_l.INFO); del _l, _s, _h, _g")
+#: Run in the kernel before the notebook when its output is followed: the helpers' INFO lines
+#: (``log.info`` of every stage: each epoch and model trained, predictions decoded, artifacts
+#: written) go to a file the runner reads as it grows, so they reach the terminal without entering
+#: the executed notebook. Warnings (level 30 and up) still go to the notebook's stderr, as in Jupyter.
+KERNEL_LOGGING = (
+    "import logging as _l, sys as _s; _g = _l.getLogger('helpers'); _g.setLevel(_l.INFO); _g.propagate = False; "
+    "_f = _l.FileHandler({path!r}, encoding='utf-8'); _f.addFilter(lambda r: r.levelno < 30); "
+    "_w = _l.StreamHandler(_s.stderr); _w.setLevel(_l.WARNING); "
+    "[(h.setFormatter(_l.Formatter('%(message)s')), _g.addHandler(h)) for h in (_f, _w)]; del _l, _s, _g, _f, _w"
+)
 
 
 class NotebookFailed(StudyError):
@@ -67,8 +75,9 @@ class KernelEcho:
 
     A progress bar (tqdm) redraws its line with carriage returns, many times a second. Here a
     redrawn line is passed on when it first appears, then at most once every ``interval`` seconds,
-    and in its final state when it ends; so a terminal or a log file gets a readable line per
-    update instead of a flood, and no carriage return.
+    and in its final state when it ends (unless only its timings changed since it was last shown);
+    so a terminal or a log file gets a readable line per update instead of a flood, and no
+    carriage return.
     """
 
     def __init__(self, emit: Callable[[str], None], prefix: str = "", interval: float = 15.0,
@@ -76,7 +85,7 @@ class KernelEcho:
         self.emit, self.prefix, self.interval, self.clock = emit, prefix, interval, clock
         self.partial = ""            # text after the last newline
         self.last_bar_at = None      # when a redrawn line was last passed on
-        self.last_shown = None       # the last line passed on, not to repeat it
+        self.shown_of_line = None    # what was passed on of the unfinished line
 
     @staticmethod
     def _state(line: str) -> str:
@@ -84,23 +93,30 @@ class KernelEcho:
         segments = [s for s in line.split("\r") if s.strip()]
         return segments[-1].rstrip() if segments else ""
 
+    @staticmethod
+    def _progress(state: str) -> str:
+        """A tqdm line without its timings (``[00:54<00:00, 4.93s/it]``), which change on every redraw."""
+        return state.split(" [")[0]
+
     def _show(self, text: str) -> None:
-        if text and text != self.last_shown:
+        if text:
             self.emit(self.prefix + text)
-            self.last_shown = text
 
     def write(self, text: str) -> int:
         self.partial += text
         *lines, self.partial = self.partial.split("\n")
         for line in lines:
-            self._show(self._state(line))
-            if "\r" in line:
-                self.last_bar_at = self.clock()
+            state = self._state(line)
+            # a bar's final redraw repeats the state already shown but for its timings: skip it
+            if not (self.shown_of_line and self._progress(self.shown_of_line) == self._progress(state)):
+                self._show(state)
+            self.last_bar_at = self.shown_of_line = None  # the next bar shows its first state at once
         if "\r" in self.partial:
-            now = self.clock()
-            if self.last_bar_at is None or now - self.last_bar_at >= self.interval:
-                self._show(self._state(self.partial))
-                self.last_bar_at = now
+            now, state = self.clock(), self._state(self.partial)
+            due = self.last_bar_at is None or now - self.last_bar_at >= self.interval
+            if due and state and state != self.shown_of_line:
+                self._show(state)
+                self.last_bar_at, self.shown_of_line = now, state
         return len(text)
 
     def flush(self) -> None:
@@ -108,14 +124,52 @@ class KernelEcho:
 
     def close(self) -> None:
         """Pass on what is left of an unfinished line."""
-        self._show(self._state(self.partial))
-        self.partial = ""
+        if self._state(self.partial) != self.shown_of_line:
+            self._show(self._state(self.partial))
+        self.partial, self.shown_of_line = "", None
+
+
+class LogTail:
+    """Follow a growing text file from a thread and pass each new line to ``emit``, prefixed
+    (the kernel's log file, see ``KERNEL_LOGGING``). ``stop`` passes on what is left."""
+
+    def __init__(self, path: Path, emit: Callable[[str], None], prefix: str = "", poll: float = 0.5):
+        self.path, self.emit, self.prefix, self.poll = Path(path), emit, prefix, poll
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._follow, name=f"tail {self.path.name}", daemon=True)
+
+    def __enter__(self) -> "LogTail":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _follow(self) -> None:
+        partial = ""
+        with open(self.path, encoding="utf-8", errors="replace") as handle:
+            while True:
+                stopping = self._stop.is_set()  # read once more after the kernel is done
+                partial += handle.read()
+                *lines, partial = partial.split("\n")
+                for line in lines:
+                    if line.strip():
+                        self.emit(self.prefix + line.rstrip())
+                if stopping:
+                    break
+                self._stop.wait(self.poll)
+        if partial.strip():
+            self.emit(self.prefix + partial.rstrip())
 
 
 def render_html(executed: Path) -> Path:
     from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter().from_filename(str(executed))
+    # nbconvert warns for every plot that it has no alternative text; a plot cannot say more
+    quiet = logging.getLogger("helpers.study.nbconvert")
+    quiet.setLevel(logging.ERROR)
+    body, _ = HTMLExporter(log=quiet).from_filename(str(executed))
     out = executed.with_suffix(".html")
     out.write_text(body, encoding="utf-8")
     return out
@@ -125,8 +179,9 @@ def run_notebook(source: Path, out_dir: Path, parameters: dict,
                  echo: Callable[[str], None] | None = None, interval: float = 15.0) -> dict:
     """Execute one notebook; raise NotebookFailed naming the cell that failed.
 
-    With ``echo``, the kernel's stdout and stderr (with the helpers' INFO log lines) are passed
-    to it line by line as the notebook runs (see :class:`KernelEcho`).
+    With ``echo``, what the notebook prints (:class:`KernelEcho`) and what the helpers log at INFO
+    level (:class:`LogTail`) are passed to it line by line as the notebook runs, each prefixed with
+    the notebook's number. The executed notebook holds what Jupyter would show, nothing more.
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -135,25 +190,31 @@ def run_notebook(source: Path, out_dir: Path, parameters: dict,
     executed = out_dir / source.name
     prefix = f"  {source.name[:2]} | "
     streams = [KernelEcho(echo, prefix, interval), KernelEcho(echo, prefix, interval)] if echo else [None, None]
-    # the kernel's own start-up warnings go to the terminal directly: keep only its errors
-    kernel_args = ["--IPKernelApp.log_level=ERROR"] + ([f"--IPKernelApp.exec_lines={KERNEL_LOGGING}"] if echo else [])
-    started = time.time()
-    try:
-        papermill.execute_notebook(str(source), str(executed), parameters=parameters, kernel_name="python3",
-                                   cwd=str(PROJECT_ROOT), progress_bar=not echo and sys.stderr.isatty(),
-                                   log_output=False, stdout_file=streams[0], stderr_file=streams[1],
-                                   coalesce_streams=True,  # a progress bar is kept in its final state only
-                                   extra_arguments=kernel_args)
-    except PapermillExecutionError as err:
-        render_html(executed)
-        raise NotebookFailed(
-            f"{source.name} failed in cell {err.exec_count} ({err.ename}: {err.evalue}). "
-            f"The executed notebook with the traceback is {executed} (and .html beside it)."
-        ) from None
-    finally:
-        for stream in streams:
-            if stream:
-                stream.close()
+    # the kernel's own start-up warnings would go to the terminal unprefixed: keep only its errors
+    kernel_args = ["--IPKernelApp.log_level=ERROR"]
+    with tempfile.TemporaryDirectory(prefix="sid-study-") as scratch:
+        kernel_log = Path(scratch) / "helpers.log"
+        kernel_log.touch()
+        if echo:
+            kernel_args.append("--IPKernelApp.exec_lines=" + KERNEL_LOGGING.format(path=str(kernel_log)))
+        started = time.time()
+        try:
+            with LogTail(kernel_log, echo, prefix) if echo else nullcontext():
+                papermill.execute_notebook(str(source), str(executed), parameters=parameters, kernel_name="python3",
+                                           cwd=str(PROJECT_ROOT), progress_bar=not echo and sys.stderr.isatty(),
+                                           log_output=False, stdout_file=streams[0], stderr_file=streams[1],
+                                           coalesce_streams=True,  # a progress bar is kept in its final state only
+                                           extra_arguments=kernel_args)
+        except PapermillExecutionError as err:
+            render_html(executed)
+            raise NotebookFailed(
+                f"{source.name} failed in cell {err.exec_count} ({err.ename}: {err.evalue}). "
+                f"The executed notebook with the traceback is {executed} (and .html beside it)."
+            ) from None
+        finally:
+            for stream in streams:
+                if stream:
+                    stream.close()
     seconds = time.time() - started
     page = render_html(executed)
     return {"notebook": source.name, "executed": executed.name, "html": page.name, "seconds": round(seconds, 1),
@@ -250,7 +311,8 @@ def run_study(profile: str = "ml100k", overrides: dict | None = None, only: list
     parameters = {"PROFILE": str(profile), "OVERRIDES": overrides, "RESULTS_DIR": str(results_dir.resolve())}
     command = command or command_line(profile=profile, overrides=overrides, only=only,
                                       reports_dir=reports_dir, results_dir=results_dir)
-    last_time = {r["notebook"]: r.get("seconds") for r in _earlier_study(out_dir, str(profile), overrides).get("runs", [])}
+    earlier = _earlier_study(out_dir, str(profile), overrides).get("runs", [])
+    last_time = {r["notebook"]: r.get("seconds") for r in earlier}
     started = time.time()
     summary = {"profile": str(profile), "overrides": overrides, "command": command,
                "started": time.strftime("%Y-%m-%d %H:%M %Z"), "git": git_state(), "machine": machine(),
@@ -285,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="one line per notebook, not what it prints")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("papermill").setLevel(logging.WARNING)  # its INFO lines repeat the paths of each notebook
     command = command_line(sys.argv[1:] if argv is None else argv)
     try:
         overrides = parse_assignments(args.assignments)

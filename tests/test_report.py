@@ -33,8 +33,8 @@ def make_study(out_dir, results_dir=None, with_results=True):
     runs = []
     for stem, title in (("01_data", "01 · Data"), ("05_evaluation", "05 · Evaluation: Recall@K")):
         _notebook(out_dir / f"{stem}.ipynb", title)
-        (out_dir / f"{stem}.html").write_text(f"<html><body><h1>{title}</h1>"
-                                              '<a href="#cell-1">anchor</a><img src="data:image/png;base64,AA=="></body></html>')
+        (out_dir / f"{stem}.html").write_text(f'<html><body><h1>{title}</h1><a href="#cell-1">anchor</a>'
+                                              '<img src="data:image/png;base64,AA=="></body></html>')
         runs.append({"notebook": f"{stem}.ipynb", "executed": f"{stem}.ipynb", "html": f"{stem}.html",
                      "seconds": 12.3, "finished": "2026-11-22 10:00"})
     results_dir = results_dir or out_dir / "results"

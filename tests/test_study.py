@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import nbformat
 import pytest
@@ -11,7 +12,7 @@ from helpers.config import PROJECT_ROOT
 from helpers.errors import ProfileError, StudyError
 from helpers.notebook_results import read_records
 from helpers.report import broken_links
-from helpers.study import (KernelEcho, NotebookFailed, command_line, git_state, main, merge_runs, notebooks,
+from helpers.study import (KernelEcho, LogTail, NotebookFailed, command_line, git_state, main, merge_runs, notebooks,
                            run_notebook, run_study)
 
 
@@ -101,36 +102,60 @@ def test_kernel_echo_passes_lines_and_shows_a_progress_bar_every_interval():
     echo.write("line\n\n")
     for step in range(1, 101):  # a tqdm bar redrawn 100 times over 50 s
         clock.now += 0.5
-        echo.write(f"\rmodels: {step}/100")
+        echo.write(f"\rmodels: {step}/100 [00:{step // 2:02d}]")
     echo.write("\n")
     echo.write("multitask seed 0: epoch 1/3, train loss 3.210\n")
+    echo.write("\rtest: 0/2 [00:00]")  # a new bar shows its first state at once
+    clock.now += 20
+    echo.write("\rtest: 2/2 [00:20]")
+    echo.write("\rtest: 2/2 [00:21]\n")  # tqdm's closing redraw: only the timings changed
     echo.write("\rdecoding: 1/2")
     echo.close()
     assert shown[:2] == ["  04 | training starts", "  04 | half a line"]
     bars = [line for line in shown if "models:" in line]
     # first state, then one every 10 s, then the final one: 6 lines for 100 redraws
-    assert bars == ["  04 | models: 1/100", "  04 | models: 21/100", "  04 | models: 41/100",
-                    "  04 | models: 61/100", "  04 | models: 81/100", "  04 | models: 100/100"]
-    assert shown[-2:] == ["  04 | multitask seed 0: epoch 1/3, train loss 3.210", "  04 | decoding: 1/2"]
+    assert bars == ["  04 | models: 1/100 [00:00]", "  04 | models: 21/100 [00:10]", "  04 | models: 41/100 [00:20]",
+                    "  04 | models: 61/100 [00:30]", "  04 | models: 81/100 [00:40]", "  04 | models: 100/100 [00:50]"]
+    assert shown[-4:] == ["  04 | multitask seed 0: epoch 1/3, train loss 3.210", "  04 | test: 0/2 [00:00]",
+                          "  04 | test: 2/2 [00:20]", "  04 | decoding: 1/2"]
     assert not any("\r" in line or "\n" in line or not line.strip(" |04") for line in shown)
+
+
+def test_log_tail_follows_a_growing_file(tmp_path):
+    path, shown = tmp_path / "helpers.log", []
+    path.write_text("")
+    with LogTail(path, shown.append, prefix="> ", poll=0.01):
+        with open(path, "a") as handle:
+            handle.write("first\nsecond, in two ")
+            handle.flush()
+            time.sleep(0.1)
+            handle.write("writes\n\nlast, unfinished")
+    assert shown == ["> first", "> second, in two writes", "> last, unfinished"]
 
 
 def test_a_notebook_run_echoes_prints_helpers_log_lines_and_bars(tmp_path):
     source = _notebook(tmp_path / "09_echo.ipynb",
                        "import logging\nfrom tqdm import tqdm\n"
                        "logging.getLogger('helpers.generative.train').info('model 1: epoch 1/2')\n"
+                       "logging.getLogger('helpers.evaluation.stage').warning('only 3 of 5 queries predicted')\n"
                        "print('printed')\nfor _ in tqdm(range(50), desc='bar'):\n    pass")
     shown = []
     run_notebook(source, tmp_path / "out", {"PROFILE": "smoke"}, echo=shown.append, interval=60)
     assert "  09 | model 1: epoch 1/2" in shown and "  09 | printed" in shown
+    assert shown.count("  09 | only 3 of 5 queries predicted") == 1
     bars = [line for line in shown if "bar:" in line]
     assert bars[-1].startswith("  09 | bar: 100%") and len(bars) <= 3
-    # the executed notebook keeps the bar's final state only
+    # the executed notebook holds what Jupyter shows: the print, the warning, the bar's final state
+    # only, and not the INFO line (a terminal's business)
     cells = json.loads((tmp_path / "out" / "09_echo.ipynb").read_text())["cells"]
     outputs = next(c for c in cells if "tqdm(range(50)" in "".join(c["source"]))["outputs"]
-    stderr = "".join(o["text"] if isinstance(o["text"], str) else "".join(o["text"])
-                     for o in outputs if o.get("name") == "stderr")
-    assert stderr.count("bar:") == 1 and "\r" not in stderr
+    text = {o["name"]: "".join(o["text"]) for o in outputs if o["output_type"] == "stream"}
+    assert text["stdout"] == "printed\n" and "model 1" not in text["stderr"]
+    assert "only 3 of 5 queries predicted" in text["stderr"]
+    assert text["stderr"].count("bar:") == 1 and "\r" not in text["stderr"]
+    # without echo, the kernel logs nothing more than Jupyter would
+    quiet = run_notebook(source, tmp_path / "quiet", {"PROFILE": "smoke"})
+    assert quiet["notebook"] == "09_echo.ipynb"
 
 
 def test_the_command_line_and_the_commit_are_recorded(tmp_path, monkeypatch):
