@@ -69,6 +69,16 @@ def test_every_notebook_ran_and_recorded(study, notebooks):
         assert records(study, stem), f"{stem} records nothing for its tests"
 
 
+def test_the_index_and_every_page_link_only_to_files_that_exist(study, notebooks):
+    from helpers.report import broken_links
+
+    index = study / "reports" / "index.html"
+    text = index.read_text()
+    assert "pareto.png" in text and "is produced by notebook" not in text, "a full study shows its results"
+    for page in [index] + [study / "reports" / f"{stem}.html" for stem in notebooks]:
+        assert broken_links(page) == [], page.name
+
+
 def test_a_notebook_runs_from_its_own_folder_as_jupyterlab_runs_it(study, notebooks, tmp_path):
     # JupyterLab starts the kernel in notebooks/: helpers must import from there (installed package)
     got = execute(notebooks["01_data"], tmp_path / "01_data.ipynb", cwd=NOTEBOOK_DIR, PROFILE="smoke")
