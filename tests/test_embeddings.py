@@ -98,16 +98,28 @@ def test_reference_table_is_complete_and_in_range(synthetic):
     table = embeddings.reference_recalls(cfg)
     assert set(embeddings.SPACES) <= set(table["space"]) and "most_popular" in set(table["space"])
     assert table["method"].str.contains("ENMF").sum() == 1
-    numbers = table[["search_recall", "rec_recall", "rec_recall_with_history"]]
-    assert ((numbers >= 0) & (numbers <= 1) | numbers.isna()).all().all()
     rec_rows = table[table["space"] == "rec"]
     assert rec_rows["search_recall"].isna().all(), "rec has no query encoder: no search number"
     assert table.loc[table["space"] == "search", "n_queries"].item() == len(dataset.query_split("test"))
     hits = embeddings.reference_hits(cfg)
     assert set(hits["hit"].unique()) <= {0.0, 1.0}
-    # the table is the mean of the saved per-row hits
-    search_hits = hits[(hits["task"] == "search") & (hits["space"] == "search")]["hit"].mean()
-    assert search_hits == pytest.approx(table.loc[table["space"] == "search", "search_recall"].item())
+    # every number of the table is the mean of its saved per-query / per-user hits
+    for row in table.itertuples():
+        mine = hits[(hits["space"] == row.space) & (hits["method"] == row.method)]
+        search = mine[mine["task"] == "search"]["hit"]
+        rec = mine[(mine["task"] == "rec") & (mine["exclude_history"] == True)]["hit"]  # noqa: E712
+        rec_all = mine[(mine["task"] == "rec") & (mine["exclude_history"] == False)]["hit"]  # noqa: E712
+        assert len(rec) == len(rec_all) == dataset.n_users == row.n_users, row.space
+        assert row.rec_recall == pytest.approx(rec.mean()) and row.rec_recall_with_history == pytest.approx(rec_all.mean())
+        assert (len(search) == row.n_queries) and (row.n_queries == 0 or row.search_recall == pytest.approx(search.mean()))
+    # the most-popular row is the study's one most-popular recommender (the evaluation's baseline too)
+    from helpers.metrics import most_popular_hits
+
+    popular = hits[(hits["space"] == "most_popular") & (hits["task"] == "rec")]
+    histories, targets = dataset.histories(("train", "valid")), dataset.targets("test")
+    for exclude, rows in popular.groupby("exclude_history"):
+        expected = most_popular_hits(targets, dataset.popularity(), histories if exclude else None, SYNTHETIC_K)
+        np.testing.assert_array_equal(rows.sort_values("row")["hit"].to_numpy(), expected)
 
 
 def test_cards_say_what_trained_each_space_on_train_data_only(synthetic):
@@ -154,15 +166,23 @@ def test_recbole_sees_no_test_interaction(synthetic_dataset, tmp_path):
 
 def test_enmf_rows_follow_our_item_ids(synthetic_dataset):
     """If rows were in RecBole's order, a user's own train items would not outscore the others."""
-    result = train_enmf(synthetic_dataset, {"epochs": 30, "batch_size": 512, "dim": 16, "lr": 0.01})
-    scores = result.scores(np.arange(synthetic_dataset.n_users))
-    train = synthetic_dataset.histories(("train",))
+    from helpers.data.dataset import Dataset
+
+    inter = synthetic_dataset.interactions
+    unseen = int(inter.loc[inter["split"] == "train", "item_id"].iloc[0])  # an item we take out of train
+    dataset = Dataset(items=synthetic_dataset.items, queries=synthetic_dataset.queries,
+                      interactions=inter[~((inter["split"] == "train") & (inter["item_id"] == unseen))]
+                      .reset_index(drop=True))
+    result = train_enmf(dataset, {"epochs": 30, "batch_size": 512, "dim": 16, "lr": 0.01})
+    scores = result.scores(np.arange(dataset.n_users))
+    train = dataset.histories(("train",))
     own = np.mean([scores[u, h].mean() for u, h in enumerate(train)])
     other = np.mean([np.delete(scores[u], h).mean() for u, h in enumerate(train)])
     assert own > other
-    untrained = ~result.trained_items
-    if untrained.any():
-        np.testing.assert_allclose(result.item_vectors[untrained][0], result.item_vectors[result.trained_items].mean(0),
+    untrained = np.flatnonzero(~result.trained_items)
+    assert unseen in untrained, "an item without train interactions is marked untrained"
+    for item in untrained:  # it holds the mean trained vector, in its own row
+        np.testing.assert_allclose(result.item_vectors[item], result.item_vectors[result.trained_items].mean(0),
                                    atol=1e-5)
 
 
@@ -265,6 +285,30 @@ def test_misaligned_or_nan_vectors_are_refused(fake_space):
     write(broken, np.arange(n))
     with pytest.raises(DataError, match="NaN"):
         embeddings.load_embedding(cfg, "content")
+
+
+def test_validate_vectors_is_the_one_check_of_an_item_matrix():
+    from helpers.embeddings.stage import validate_vectors
+
+    class MatrixError(DataError):
+        pass
+
+    good = np.arange(12, dtype=np.float64).reshape(4, 3)
+    checked = validate_vectors(good, n_items=4)
+    assert checked.dtype == np.float32 and checked.flags["C_CONTIGUOUS"]
+    np.testing.assert_array_equal(checked, good)
+    assert validate_vectors(good[:, ::2], np.arange(4), 4).flags["C_CONTIGUOUS"]
+    cases = [((np.zeros(4),), {}, "2-D"), ((np.zeros((0, 3)),), {}, "2-D"), ((np.zeros((4, 0)),), {}, "2-D"),
+             ((np.array([["a"]] * 4),), {}, "numeric"),
+             ((good,), {"n_items": 5}, "4 rows but the catalogue has 5 items"),
+             ((good, np.arange(3)), {}, "inconsistent"), ((good, np.arange(4)[::-1]), {}, "item order"),
+             ((good, np.arange(4)), {"n_items": 5}, "item order"),
+             ((np.where(np.eye(4, 3) > 0, np.nan, good),), {}, "NaN or inf")]
+    for args, kwargs, message in cases:
+        with pytest.raises(MatrixError, match=message):
+            validate_vectors(*args, **kwargs, where="The search matrix", error=MatrixError)
+    with pytest.raises(DataError, match="^The rec matrix: "):
+        validate_vectors(np.full((2, 2), np.inf), where="The rec matrix")
 
 
 def test_missing_space_names_the_notebook():

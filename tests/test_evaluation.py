@@ -1,17 +1,19 @@
 """Unit tests of helpers.evaluation: metrics, baselines, significance, Pareto, tables, plots, stage.
 
-Everything runs on synthetic predictions built here, in seconds; the notebooks are exercised by
-tests/test_evaluation_notebooks.py (smoke tier).
+Everything runs on synthetic predictions built here, in seconds, passed to the stage as
+``EvaluationInputs`` (nothing is patched); the notebooks are exercised by tests/test_notebooks.py
+(smoke tier).
 """
 from __future__ import annotations
 
-import sys
-import types
+import ast
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from helpers import artifacts
 from helpers.config import load_profile
 from helpers.errors import DataError, MissingArtifactError, ProfileError
 from helpers.evaluation import baselines, metrics, paper, pareto, significance, stage, tables
@@ -55,26 +57,39 @@ def results(synthetic_dataset):
     return synthetic_results(synthetic_dataset)
 
 
+class FakeUpstream:
+    """Synthetic test predictions for the stage, counting every read and every decode."""
+
+    def __init__(self, dataset, missing=(), undecoded=()):
+        self.dataset, self.missing, self.undecoded = dataset, set(missing), set(undecoded)
+        self.reads, self.decoded = [], []
+
+    def load_predictions(self, cfg, construction, seed):
+        self.reads.append((construction, seed))
+        if construction in self.missing or cfg["decoding"]["method"] in self.undecoded:
+            raise MissingArtifactError(f"no {cfg['decoding']['method']} predictions")
+        predictions = make_predictions(self.dataset, QUALITY.get(construction, 0.5), seed)
+        per_item = cfg["decoding"].get("test_queries_per_item")
+        if per_item is not None:  # decode only the first paraphrases, as the generative stage does
+            pairs = self.dataset.queries.set_index("query_id")["pair"]
+            is_search = predictions["task"] == "search"
+            keep = ~is_search | (pairs.reindex(predictions["query_key"]).to_numpy() < per_item)
+            predictions = predictions[keep].reset_index(drop=True)
+        return predictions
+
+    def predict(self, cfg, construction, seed):
+        self.decoded.append(cfg["decoding"]["method"])
+        self.undecoded.discard(cfg["decoding"]["method"])
+        return self.load_predictions(cfg, construction, seed)
+
+    def inputs(self, name: str = "synthetic") -> stage.EvaluationInputs:
+        return stage.EvaluationInputs(dataset=self.dataset, load_predictions=self.load_predictions,
+                                      upstream={"dataset": name, "predictions": name}, predict=self.predict)
+
+
 @pytest.fixture
-def fake_upstream(monkeypatch, synthetic_dataset):
-    """Point the stage at the synthetic dataset and synthetic predictions; count prediction loads."""
-    calls = []
-
-    def load_predictions(cfg, construction, seed, split="test"):
-        calls.append((construction, seed))
-        if construction == "missing":
-            raise MissingArtifactError("no predictions")
-        return make_predictions(synthetic_dataset, QUALITY.get(construction, 0.5), seed)
-
-    fake = types.ModuleType("helpers.generative.stage")
-    fake.load_predictions = load_predictions
-    fake.predict = lambda cfg, c, s, split="test": load_predictions(cfg, c, s, split)
-    fake.predictions_dir = lambda cfg, c, s, split="test": f"/fake/{c}/{s}/{split}"
-    monkeypatch.setitem(sys.modules, "helpers.generative.stage", fake)
-    import helpers.data.stage as data_stage
-
-    monkeypatch.setattr(data_stage, "load_dataset", lambda cfg: synthetic_dataset)
-    return calls
+def fake(synthetic_dataset):
+    return FakeUpstream(synthetic_dataset, missing={"missing"})
 
 
 # ---- metrics ---------------------------------------------------------------------------------
@@ -120,9 +135,25 @@ def test_prediction_hits_rejects_malformed_predictions():
 
 # ---- baselines -------------------------------------------------------------------------------
 def test_random_baseline_matches_its_expectation():
-    hits = baselines.random_hits(np.zeros(20000, dtype=int), n_items=100, k=10, seed=0)
-    assert hits.mean() == pytest.approx(baselines.random_expected_recall(100, 10), abs=0.01)
+    n_queries, n_items, k = 20000, 100, 10
+    expected = baselines.random_expected_recall(n_items, k)
+    tolerance = baselines.random_recall_tolerance(n_items, k, n_queries)
+    assert tolerance == pytest.approx(4 * np.sqrt(0.1 * 0.9 / n_queries))  # 4 binomial standard deviations
+    for seed in range(5):
+        hits = baselines.random_hits(np.zeros(n_queries, dtype=int), n_items=n_items, k=k, seed=seed)
+        assert abs(hits.mean() - expected) <= tolerance
     assert baselines.random_expected_recall(5, 30) == 1.0
+    # a random ranking that were really most-popular (recall 2 K / n) would be caught
+    assert 2 * expected - expected > tolerance
+
+
+def test_random_baseline_recall_is_k_over_catalogue_within_binomial_tolerance(synthetic_dataset):
+    hits = baselines.baseline_hits(synthetic_dataset, K, 0.1)
+    random = hits[hits["method"] == "random"]
+    expected = K / synthetic_dataset.n_items
+    for task, rows in random.groupby("task"):
+        tolerance = baselines.random_recall_tolerance(synthetic_dataset.n_items, K, len(rows))
+        assert abs(rows["hit"].mean() - expected) <= tolerance, task
 
 
 def test_most_popular_skips_the_history_only_when_asked():
@@ -143,6 +174,24 @@ def test_baseline_hits_cover_every_user_and_query(synthetic_dataset):
     assert set(search["method"]) == {"random", "lexical"}
     assert (search.groupby("method").size() == len(synthetic_dataset.query_split("test"))).all()
     assert hits["hit"].isin([0.0, 1.0]).all()
+
+
+def test_search_baselines_score_only_the_decoded_queries(synthetic_dataset):
+    ds = synthetic_dataset
+    test = ds.query_split("test")
+    assert test["pair"].nunique() == 2  # so that one per item is a strict subset
+    first = test.loc[test["pair"] < 1, "query_id"].tolist()
+    assert baselines.decoded_test_queries(ds, 1)["query_id"].tolist() == first
+    assert baselines.decoded_test_queries(ds, None)["query_id"].tolist() == test["query_id"].tolist()
+    hits = baselines.baseline_hits(ds, K, 0.1, test_queries_per_item=1)
+    search = hits[hits["task"] == "search"]
+    for method, rows in search.groupby("method"):
+        assert rows["query_key"].tolist() == first, method
+    rec = hits[hits["task"] == "rec"]
+    assert (rec.groupby("method").size() == ds.n_users).all()  # users are never subsampled
+    everything = baselines.baseline_hits(ds, K, 0.1)
+    pd.testing.assert_frame_equal(everything[everything["task"] == "rec"].reset_index(drop=True),
+                                  rec.reset_index(drop=True))  # rec baselines do not depend on the filter
 
 
 def test_lexical_baseline_finds_reworded_queries_and_ignores_unknown_words():
@@ -269,7 +318,12 @@ def test_claims_notice_a_reversed_finding():
 def test_results_means_and_stds(results):
     means, stds = results.means("generative"), results.stds("generative")
     assert list(means.columns) == list(paper.METRICS)
-    assert ((means >= 0) & (means <= 1)).all().all()
+    hits = results.hits
+    for method in ("search", "rec"):  # the mean over seeds of each seed's recall, from the per-query hits
+        rows = hits[(hits["method"] == method) & (hits["task"] == "rec") & (hits["segment"] == "torso")]
+        per_seed = rows.groupby("seed")["hit"].mean()
+        assert means.loc[method, "rec_torso"] == pytest.approx(per_seed.mean())
+        assert stds.loc[method, "rec_torso"] == pytest.approx(per_seed.std(ddof=1))
     assert means.loc["search", "search_all"] > means.loc["content", "search_all"]  # quality 0.9 vs 0.1
     assert stds.notna().all().all()  # two seeds -> a std everywhere
     base = results.means("baseline")
@@ -359,43 +413,82 @@ def test_relative_to_best_puts_the_best_at_one():
 
 
 # ---- the stage: caching and bad input -------------------------------------------------------
-def test_evaluate_writes_reads_and_caches(smoke_cfg, fake_upstream):
-    cfg = load_profile("smoke", {"evaluation": {"k": K}, "data": {"head_fraction": 0.1}})
+def test_evaluate_writes_reads_and_caches(fake):
+    cfg = load_profile("smoke", {"evaluation": {"k": K}, "data": {"head_fraction": 0.1},
+                                 "decoding": {"test_queries_per_item": None}})
+    inputs = fake.inputs()
     with pytest.raises(MissingArtifactError, match="05_evaluation"):
-        stage.load_results(cfg, ["search", "multitask"], [0, 1])
-    first = stage.evaluate(cfg, ["multitask", "search"], [1, 0])
+        stage.load_results(cfg, ["search", "multitask"], [0, 1], inputs)
+    first = stage.evaluate(cfg, ["multitask", "search"], [1, 0], inputs=inputs)
     assert first.constructions == ["search", "multitask"] and first.seeds == [0, 1]  # profile order, sorted seeds
-    assert fake_upstream == [("search", 0), ("search", 1), ("multitask", 0), ("multitask", 1)]
+    assert fake.reads == [("search", 0), ("search", 1), ("multitask", 0), ("multitask", 1)]
     assert (first.folder / "hits.parquet").is_file() and (first.folder / "summary.csv").is_file()
     assert set(first.hits.columns) == set(stage.HITS_COLUMNS)
-    again = stage.evaluate(cfg, ["search", "multitask"], [0, 1])
-    assert len(fake_upstream) == 4  # cached: no prediction was read again
+    again = stage.evaluate(cfg, ["search", "multitask"], [0, 1], inputs=inputs)
+    assert len(fake.reads) == 4  # cached: no prediction was read again
     pd.testing.assert_frame_equal(again.summary, first.summary)
-    loaded = stage.load_results(cfg, ["search", "multitask"], [0, 1])
+    loaded = stage.load_results(cfg, ["search", "multitask"], [0, 1], inputs)
     assert loaded.folder == first.folder
+    # other upstream names are other inputs: another folder, not this cache
+    assert stage.evaluation_dir(cfg, ["search", "multitask"], [0, 1], fake.inputs("other")) != first.folder
+    # the saved recall is the recall of the predictions that were read
+    head = fake.dataset.head_items(0.1)
+    search0 = stage.prediction_hits(make_predictions(fake.dataset, QUALITY["search"], 0), K, head)
+    saved = loaded.summary.set_index(["method", "seed", "metric"])["recall"]
+    assert saved[("search", 0, "search_all")] == pytest.approx(search0.loc[search0["task"] == "search", "hit"].mean())
     means = loaded.means("generative")
     assert means.loc["search", "search_all"] > means.loc["multitask", "search_all"]  # quality 0.9 vs 0.7
-    assert means.notna().all().all() and ((means >= 0) & (means <= 1)).all().all()
 
 
-def test_bad_input_is_refused_before_any_work(fake_upstream):
+def test_every_method_is_scored_on_the_same_queries(fake):
+    cfg = load_profile("smoke", {"evaluation": {"k": K}, "data": {"head_fraction": 0.1},
+                                 "decoding": {"test_queries_per_item": 1}})
+    results = stage.evaluate(cfg, ["search", "multitask"], [0], inputs=fake.inputs("one-per-item"))
+    search = results.hits[results.hits["task"] == "search"]
+    keys = {method: sorted(rows["query_key"]) for method, rows in search.groupby("method")}
+    assert set(keys) == {"search", "multitask", "random", "lexical"}
+    decoded = fake.dataset.query_split("test")
+    decoded = sorted(decoded.loc[decoded["pair"] < 1, "query_id"])
+    assert all(k == decoded for k in keys.values()), {m: len(k) for m, k in keys.items()}
+    assert results.manifest["test_queries_per_item"] == 1
+    rec = results.hits[results.hits["task"] == "rec"]
+    assert rec.groupby("method").size().nunique() == 1  # every user for every method
+    # and the number of queries behind each search recall is the same for every method
+    n = results.summary[results.summary["metric"] == "search_all"].set_index("method")["n"]
+    assert n.nunique() == 1 and n.iloc[0] == fake.dataset.n_items
+
+
+def test_bad_input_is_refused_before_any_work(fake):
     cfg = load_profile("smoke")
+    inputs = fake.inputs()
     with pytest.raises(ProfileError, match="Unknown construction.*'nope'"):
-        stage.evaluate(cfg, ["multitask", "nope"])
+        stage.evaluate(cfg, ["multitask", "nope"], inputs=inputs)
     with pytest.raises(ProfileError, match="at least one seed"):
-        stage.evaluate(cfg, seeds=[])
+        stage.evaluate(cfg, seeds=[], inputs=inputs)
     with pytest.raises(ProfileError, match="at least one of"):
-        stage.evaluate(cfg, constructions=[])
+        stage.evaluate(cfg, constructions=[], inputs=inputs)
     with pytest.raises(ProfileError, match="integers"):
-        stage.evaluate(cfg, seeds=["zero"])
-    assert fake_upstream == []  # refused before reading a single prediction
+        stage.evaluate(cfg, seeds=["zero"], inputs=inputs)
+    assert fake.reads == []  # refused before reading a single prediction
 
 
-def test_a_missing_upstream_artifact_names_the_notebook(fake_upstream):
+def test_a_missing_upstream_artifact_names_the_notebook(fake):
     cfg = load_profile("smoke")
     cfg["semantic_ids"]["constructions"]["missing"] = {"space": "content", "quantizer": "rq_kmeans", "scheme": "shared"}
     with pytest.raises(MissingArtifactError, match="notebook 04"):
-        stage.evaluate(cfg, ["missing"], [0])
+        stage.evaluate(cfg, ["missing"], [0], inputs=fake.inputs())
+
+
+def test_the_default_upstream_is_the_generative_stage_and_the_dataset(smoke_cfg):
+    from helpers.data.stage import dataset_dir
+    from helpers.generative.stage import predictions_dir
+
+    names = stage.upstream_names(smoke_cfg, ["multitask"], [0])
+    folder = predictions_dir(smoke_cfg, "multitask", 0, "test")
+    assert names == {"dataset": f"{dataset_dir(smoke_cfg).parent.name}/{dataset_dir(smoke_cfg).name}",
+                     "predictions": {"multitask/0": f"{folder.parent.name}/{folder.name}"}}
+    assert stage.evaluation_dir(smoke_cfg, ["multitask"], [0]) == stage.evaluation_dir(
+        smoke_cfg, ["multitask"], [0], stage.EvaluationInputs(None, None, names))
 
 
 def test_claims_markdown_counts_verdicts():
@@ -414,27 +507,20 @@ def test_headline_record_is_plain_json(results):
     assert record["baseline_search_all"]["most_popular"] is None
 
 
-def test_compare_decoding_reports_unavailable_decoders(fake_upstream, monkeypatch):
-    fake = sys.modules["helpers.generative.stage"]
-    real = fake.load_predictions
-
-    def only_beam(cfg, construction, seed, split="test"):
-        if cfg["decoding"]["method"] == "exact":
-            raise MissingArtifactError("not decoded exactly")
-        return real(cfg, construction, seed, split)
-
-    monkeypatch.setattr(fake, "load_predictions", only_beam)
+def test_compare_decoding_reports_unavailable_decoders(synthetic_dataset):
     cfg = load_profile("smoke")
-    decoded = []
-    monkeypatch.setattr(fake, "predict", lambda cfg, c, s, split="test": decoded.append(cfg["decoding"]["method"])
-                        or real(cfg, c, s, split))
-    built = stage.compare_decoding(cfg, "multitask", 0, build=True)
-    assert built["available"].all() and decoded == ["exact", cfg["decoding"]["method"]]
-    table = stage.compare_decoding(cfg, "multitask", 0)
+    beam = cfg["decoding"]["method"]
+    fake = FakeUpstream(synthetic_dataset, undecoded={"exact"})
+    table = stage.compare_decoding(cfg, "multitask", 0, inputs=fake.inputs())
     assert table.set_index(["decoding", "task"])["available"].to_dict() == {
-        ("exact", "search"): False, ("exact", "rec"): False,
-        (cfg["decoding"]["method"], "rec"): True, (cfg["decoding"]["method"], "search"): True}
-    assert cfg["decoding"]["method"] != "exact"  # the profile itself was not modified
+        ("exact", "search"): False, ("exact", "rec"): False, (beam, "rec"): True, (beam, "search"): True}
+    assert fake.decoded == []  # without build nothing is decoded
+    built = stage.compare_decoding(cfg, "multitask", 0, build=True, inputs=fake.inputs())
+    assert built["available"].all() and fake.decoded == ["exact", beam]
+    assert cfg["decoding"]["method"] == beam != "exact"  # the profile itself was not modified
+    with pytest.raises(ValueError, match="inputs.predict"):
+        stage.compare_decoding(cfg, "multitask", 0, build=True,
+                               inputs=stage.EvaluationInputs(synthetic_dataset, fake.load_predictions, {}))
 
 
 def test_predictions_from_another_split_are_refused(synthetic_dataset):
@@ -453,9 +539,56 @@ def test_predictions_from_another_split_are_refused(synthetic_dataset):
 
 
 def test_ranking_lengths_flag_short_rankings(results):
-    lengths = stage.ranking_lengths(results)
+    lengths = tables.ranking_lengths(results)
     assert set(lengths["method"]) == set(QUALITY) and set(lengths["task"]) == {"search", "rec"}
-    assert (lengths["mean_length"] <= K).all() and lengths["share_short"].between(0, 1).all()
+    assert (lengths["mean_length"] == K).all() and (lengths["share_short"] == 0).all()  # every ranking is full
     short = results.hits.assign(n_ranked=np.where(results.hits["method"] == "rec", 2, results.hits["n_ranked"]))
-    flagged = stage.ranking_lengths(stage.results_from_hits(short, K)).set_index(["method", "task"])
+    flagged = tables.ranking_lengths(stage.results_from_hits(short, K)).set_index(["method", "task"])
     assert flagged.loc[("rec", "search"), "share_short"] == 1.0 and flagged.loc[("search", "search"), "share_short"] == 0.0
+
+
+# ---- notebooks 05/06 write their outputs into the artifact atomically ----------------------------------
+def test_outputs_are_published_whole_or_not_at_all(fake, tmp_path):
+    cfg = load_profile("smoke", {"evaluation": {"k": K}, "data": {"head_fraction": 0.1}})
+    results = stage.evaluate(cfg, ["search"], [0], inputs=fake.inputs("outputs"))
+    with stage.write_outputs(results, "tables", tmp_path / "results") as folder:
+        written = tables.save_tables(tables.build_tables(results), folder)
+        assert not (results.folder / "tables").exists()  # nothing is visible while writing
+    final = results.folder / "tables"
+    assert sorted(p.name for p in final.iterdir()) == sorted([p.name for p in written] + ["manifest.json"])
+    manifest = artifacts.read_manifest(final)
+    assert manifest["files"] == sorted(p.name for p in written) and manifest["evaluation"] == results.folder.name
+    copied = sorted(p.name for p in (tmp_path / "results").iterdir())
+    assert copied == sorted(p.name for p in written)  # the manifest stays with the artifact
+    # an interrupted write publishes nothing and leaves the previous tables as they were
+    before = {p.name: p.read_bytes() for p in final.iterdir()}
+    with pytest.raises(RuntimeError, match="interrupted"):
+        with stage.write_outputs(results, "tables") as folder:
+            (folder / "table1.csv").write_text("half")
+            raise RuntimeError("interrupted")
+    assert {p.name: p.read_bytes() for p in final.iterdir()} == before
+    assert not [p for p in results.folder.iterdir() if p.name.startswith(".tmp")]
+    with pytest.raises(ValueError, match="Unknown output kind"):
+        stage.outputs_dir(results, "slides")
+    with pytest.raises(DataError, match="no artifact folder"):
+        stage.outputs_dir(stage.results_from_hits(results.hits, K), "figures")
+
+
+# ---- layers: the metrics sit below the stages ----------------------------------------------------------
+def test_no_stage_below_the_evaluation_imports_it():
+    root = Path(__file__).resolve().parent.parent / "helpers"
+    offenders = []
+    for package in ("data", "embeddings", "semantic_ids", "generative"):
+        for path in (root / package).glob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = []
+                if isinstance(node, ast.ImportFrom):
+                    names = [(node.module or "")] + [f"{node.module}.{a.name}" for a in node.names]
+                elif isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                if any("evaluation" in name.split(".") for name in names):
+                    offenders.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert offenders == []
+    from helpers import metrics as shared
+
+    assert metrics.recall_at_k is shared.recall_at_k and baselines.most_popular_hits is shared.most_popular_hits

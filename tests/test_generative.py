@@ -1,5 +1,6 @@
 """Unit tests of the joint generative model (helpers.generative): examples, backbone, training,
-decoders and the stage contract. Tiny models on the synthetic dataset: seconds, not minutes."""
+decoders and the stage contract. Tiny models on the synthetic dataset: seconds, not minutes. The
+stage gets its upstream (dataset, Semantic IDs) as ``ModelInputs``; nothing is patched."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,12 +9,12 @@ import pytest
 import torch
 
 from helpers.errors import MissingArtifactError, ProfileError
-from helpers.evaluation.metrics import recall_at_k
 from helpers.generative.backbone import build_backbone, id_table, load_backbone
 from helpers.generative.decoding import (METHODS, DecodingSettings, IdTrie, InvalidIdError, ItemDecoder,
                                          beam_search, exact_scores, exact_top_k, hf_beam_search)
 from helpers.generative.examples import ExampleBuilder, training_corpus
 from helpers.generative.train import train_seq2seq
+from helpers.metrics import recall_at_k
 from helpers.semantic_ids.ids import SemanticIds
 
 TINY = dict(backbone="t5-config", vocabulary="corpus", d_model=32, num_layers=1, num_heads=2, d_ff=64,
@@ -95,6 +96,13 @@ def test_examples_follow_the_splits(synthetic_dataset):
     assert all(len(x) <= TINY["max_input_tokens"] for x in pd.concat([train, test])["input_ids"])
     fewer = builder.build("test", test_queries_per_item=1)
     assert (fewer["task"] == "search").sum() == ds.n_items and (fewer["task"] == "rec").sum() == ds.n_users
+    # the evaluation scores its search baselines on exactly these queries
+    from helpers.evaluation.baselines import decoded_test_queries
+
+    for per_item in (1, 2, None):
+        decoded = builder.build("test", test_queries_per_item=per_item)
+        assert decoded.loc[decoded["task"] == "search", "query_key"].tolist() == \
+            decoded_test_queries(ds, per_item)["query_id"].tolist()
 
 
 def test_separate_scheme_prompts_and_targets_use_their_task_tokens(synthetic_dataset):
@@ -223,13 +231,25 @@ def test_vectorised_diverse_beam_search_matches_the_plain_algorithm(toy):
 def test_diverse_beam_search_spreads_over_groups(toy):
     ds, ids, model, tokenizer, prompts = toy
     trie = IdTrie(id_table(tokenizer, ids, "search"))
-    plain, _, _ = beam_search(model, prompts, trie, num_beams=12, pad_id=tokenizer.pad_token_id)
-    diverse, _, sequences = beam_search(model, prompts, trie, num_beams=12, num_groups=6, diversity_penalty=5.0,
-                                        pad_id=tokenizer.pad_token_id)
+    favourite = int(trie.table[0, 0])  # first code <a_0>, shared by 12 of the 60 items
+    assert (trie.table[:, 0] == favourite).sum() >= 12
+    # make the model all but certain of that first code: every plain beam then ends below it
+    bias = torch.zeros(model.lm_head.out_features)
+    bias[favourite] = 100.0
+    hook = model.lm_head.register_forward_hook(lambda module, args, out: out + bias)
+    try:
+        plain, _, _ = beam_search(model, prompts, trie, num_beams=12, pad_id=tokenizer.pad_token_id)
+        diverse, _, sequences = beam_search(model, prompts, trie, num_beams=12, num_groups=6,
+                                            diversity_penalty=1000.0, pad_id=tokenizer.pad_token_id)
+    finally:
+        hook.remove()
     trie.check(diverse, sequences)
-    first_tokens_plain = np.mean([len(set(trie.table[r][:, 0])) for r in plain])
-    first_tokens_diverse = np.mean([len(set(s[:, 0])) for s in sequences])
-    assert first_tokens_diverse >= first_tokens_plain  # a strong penalty pushes groups to other first codes
+    first_tokens_plain = [len(set(trie.table[r][:, 0])) for r in plain]
+    first_tokens_diverse = [len(set(s[:, 0])) for s in sequences]
+    assert first_tokens_plain == [1] * len(prompts)  # plain beam search stays in the favourite subtree
+    # a penalty far above the bias keeps every later group off the favourite code at the first step, so
+    # each prompt's beams start with more than one code (a group may later pour both beams into one)
+    assert all(d > p for d, p in zip(first_tokens_diverse, first_tokens_plain)), first_tokens_diverse
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -359,57 +379,98 @@ def test_saved_model_reloads_and_decodes_identically(toy, tmp_path):
 
 # ---- the stage contract --------------------------------------------------------------------------------
 @pytest.fixture
-def stage_cfg(synthetic_dataset, monkeypatch):
-    """The smoke profile with a tiny model, its upstream stages replaced by the synthetic data."""
+def stage_cfg(synthetic_dataset):
+    """The smoke profile with a tiny model, and synthetic upstream inputs passed to the stage."""
     from helpers.config import load_profile
-    from helpers.generative import stage
+    from helpers.generative.stage import ModelInputs
 
     ids = shared_ids(synthetic_dataset.n_items, collide=True)
-    monkeypatch.setattr(stage, "_load_inputs", lambda cfg, construction: (synthetic_dataset, ids))
-    monkeypatch.setattr(stage, "_upstream", lambda cfg, construction: {"semantic_ids": "toy", "data": "synthetic"})
+    inputs = ModelInputs(dataset=synthetic_dataset, semantic_ids=ids, upstream={"semantic_ids": "toy", "data": "synthetic"})
     generative = {k: v for k, v in TINY.items()}
     cfg = load_profile("smoke", {"generative": generative,
                                  "decoding": {"method": "trie_beam", "num_beams": 12, "num_groups": 6}})
-    return cfg, ids
+    return cfg, ids, inputs
 
 
 def test_stage_trains_once_predicts_and_loads(stage_cfg, synthetic_dataset):
     from helpers import artifacts
-    from helpers.generative import stage
+    from helpers.generative import cards, stage
 
-    cfg, ids = stage_cfg
+    cfg, ids, inputs = stage_cfg
     with pytest.raises(MissingArtifactError, match="04_generative_training.ipynb"):
-        stage.load_model(cfg, "multitask", 0)
+        stage.load_model(cfg, "multitask", 0, inputs)
     with pytest.raises(MissingArtifactError, match="04_generative_training.ipynb"):
-        stage.load_predictions(cfg, "multitask", 0)
-    folder = stage.train_model(cfg, "multitask", 0)
+        stage.load_predictions(cfg, "multitask", 0, inputs=inputs)
+    folder = stage.train_model(cfg, "multitask", 0, inputs=inputs)
     manifest = artifacts.read_manifest(folder)
     assert manifest["train_examples_per_second"] > 0 and manifest["peak_rss_mib"] > 0
-    assert stage.train_model(cfg, "multitask", 0) == folder  # cached
+    assert manifest["upstream"] == inputs.upstream
+    assert stage.train_model(cfg, "multitask", 0, inputs=inputs) == folder  # cached
     assert artifacts.read_manifest(folder)["created"] == manifest["created"]
-    assert stage.model_dir(cfg, "multitask", 1) != folder
-    predictions = stage.predict(cfg, "multitask", 0, "test")
+    assert stage.model_dir(cfg, "multitask", 1, inputs) != folder
+    other = stage.ModelInputs(synthetic_dataset, ids, {"semantic_ids": "other", "data": "synthetic"})
+    assert stage.model_dir(cfg, "multitask", 0, other) != folder  # other upstream, other folder
+    assert stage.load_model(cfg, "multitask", 0, inputs).path == folder
+    predictions = stage.predict(cfg, "multitask", 0, "test", inputs=inputs)
     assert list(predictions.columns) == stage.PREDICTION_COLUMNS
-    assert (predictions["task"] == "search").sum() == len(synthetic_dataset.query_split("test"))
+    per_item = cfg["decoding"]["test_queries_per_item"]
+    test_queries = synthetic_dataset.query_split("test")
+    assert (predictions["task"] == "search").sum() == (test_queries["pair"] < per_item).sum()
     assert (predictions["task"] == "rec").sum() == synthetic_dataset.n_users
     k = cfg["evaluation"]["k"]
     stage.check_predictions(predictions, ids.n_items, k)
     assert predictions["ranked"].map(len).max() <= k
-    loaded = stage.load_predictions(cfg, "multitask", 0, "test")
+    loaded = stage.load_predictions(cfg, "multitask", 0, "test", inputs)
     pd.testing.assert_frame_equal(loaded, predictions)
-    timing = artifacts.read_manifest(stage.predictions_dir(cfg, "multitask", 0, "test"))
+    timing = artifacts.read_manifest(stage.predictions_dir(cfg, "multitask", 0, "test", inputs))
     assert timing["decoding_seconds"] > 0 and timing["decoding"]["method"] == "trie_beam"
-    assert stage.predictions_dir(cfg, "multitask", 0, "valid") != stage.predictions_dir(cfg, "multitask", 0, "test")
-    valid = stage.predict(cfg, "multitask", 0, "valid")
+    assert stage.predictions_dir(cfg, "multitask", 0, "valid", inputs) != stage.predictions_dir(cfg, "multitask", 0, "test", inputs)
+    valid = stage.predict(cfg, "multitask", 0, "valid", inputs=inputs)
     assert set(valid["task"]) == {"rec"}
-    cards = stage.model_cards(cfg)
-    assert list(cards["construction"]) == ["multitask"]
+    model_cards = cards.model_cards(cfg, {"multitask": inputs})
+    assert list(model_cards["construction"]) == ["multitask"] and model_cards["steps"].item() > 0
+    assert cards.model_cards(cfg).empty  # the profile's own upstream was never trained
+    summary = cards.prediction_summary(cfg, "test", {"multitask": inputs}).set_index("task")
+    search = predictions[predictions["task"] == "search"]
+    assert summary.loc["search", f"recall@{k}"] == pytest.approx(
+        recall_at_k(list(search["ranked"]), search["target"].to_numpy(), k))
+    curves = cards.training_curves(cfg, {"multitask": inputs})
+    assert set(curves["split"]) == {"train", "valid"} and curves["epoch"].max() == pytest.approx(TINY["epochs"])
+
+
+def test_decoder_comparison_is_cached_per_model_settings_and_sample(stage_cfg):
+    from helpers import artifacts
+    from helpers.generative import stage
+
+    cfg, ids, inputs = stage_cfg
+    # beams as wide as the catalogue: trie beam search is exhaustive, so it must find the exact top-K
+    cfg["decoding"].update(num_beams=ids.n_items, num_groups=ids.n_items // 2)
+    stage.train_model(cfg, "multitask", 0, inputs=inputs)
+    first = stage.compare_decoders(cfg, "multitask", 0, per_task=6, inputs=inputs)
+    folder = stage.decoder_comparison_dir(cfg, "multitask", 0, per_task=6, inputs=inputs)
+    manifest = artifacts.read_manifest(folder)
+    assert folder.parts[-3:-1] == ("decoder_comparison", "multitask-seed0")
+    assert set(first["method"]) == set(METHODS) and set(first["task"]) == {"search", "rec"}
+    assert (first["n"] == 6).all() and manifest["n_prompts"] == {"search": 6, "rec": 6}
+    overlap = first.set_index(["method", "task"])["overlap_with_exact"]
+    assert (overlap.loc["exact"] == 1.0).all() and (overlap.loc["trie_beam"] == 1.0).all()
+    again = stage.compare_decoders(cfg, "multitask", 0, per_task=6, inputs=inputs)
+    pd.testing.assert_frame_equal(again, first)  # read back: the timings of the run that measured them
+    assert artifacts.read_manifest(folder)["created"] == manifest["created"]
+    # the key: the model, the decoding settings and the sample, but not the profile's own method
+    key = lambda c, **kw: stage.decoder_comparison_dir(c, "multitask", 0, inputs=inputs, **{"per_task": 6, **kw})  # noqa: E731
+    assert key(cfg, per_task=7) != folder and key(cfg, sample_seed=1) != folder and key(cfg, repeats=2) != folder
+    wider = {**cfg, "decoding": {**cfg["decoding"], "num_beams": 2 * ids.n_items}}
+    assert key(wider) != folder
+    exact = {**cfg, "decoding": {**cfg["decoding"], "method": "exact"}}
+    assert key(exact) == folder
+    assert stage.decoder_comparison_dir(cfg, "multitask", 1, per_task=6, inputs=inputs) != folder
 
 
 def test_stage_refuses_unknown_construction_seed_and_split(stage_cfg):
     from helpers.generative import stage
 
-    cfg, _ = stage_cfg
+    cfg, _, _ = stage_cfg
     with pytest.raises(ProfileError, match="Unknown construction"):
         stage.model_dir(cfg, "no_such_construction", 0)
     with pytest.raises(ProfileError, match="integer"):

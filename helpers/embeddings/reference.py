@@ -10,7 +10,9 @@ Recommendation: each user's ``train + valid`` history predicts their ``test`` it
   recent history items; items are ranked by cosine to it;
 * ENMF's own scores (rec space only): ``sum_k h_k u_k i_k`` with ENMF's user vectors, which were
   trained on the train split only (so the valid item is not in them);
-* most popular: items ranked by train interaction count, for every user alike.
+* most popular: items ranked by train interaction count, for every user alike (ties broken by
+  item id): the study's one most-popular recommender, :func:`helpers.metrics.most_popular_hits`,
+  which the evaluation's baseline uses too.
 
 Each rec number is given twice: ranking every item, and skipping the items already in the
 history (the usual protocol; generative decoders can do either).
@@ -21,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..evaluation.metrics import hits_at_k, top_k_by_score
+from ..metrics import hits_at_k, most_popular_hits, top_k_by_score
 from .fusion import l2_normalize
 
 
@@ -81,7 +83,5 @@ def score_rec_hits(user_scores, targets: np.ndarray, k: int, histories: Sequence
 
 def popularity_rec_hits(popularity: np.ndarray, histories: Sequence[np.ndarray], targets: np.ndarray,
                         k: int, exclude_history: bool) -> np.ndarray:
-    """Hits@k of "most popular in train" for every user."""
-    pop = np.asarray(popularity, dtype=np.float32)
-    return ranked_hits(lambda lo, hi: np.broadcast_to(pop, (hi - lo, len(pop))), targets, k,
-                       histories if exclude_history else None)
+    """Hits@k of "most popular in train" for every user (:func:`helpers.metrics.most_popular_hits`)."""
+    return most_popular_hits(targets, popularity, histories if exclude_history else None, k)

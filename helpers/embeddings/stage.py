@@ -98,25 +98,43 @@ def embedding_dir(cfg: dict, space: str) -> Path:
 
 
 # ---- loading and validation -----------------------------------------------------------------
-def validate_vectors(vectors: np.ndarray, item_ids: np.ndarray, n_items: int, where: str) -> np.ndarray:
-    """Check that ``vectors`` has one finite row per catalogue item, in item_id order.
+def validate_vectors(vectors, item_ids=None, n_items: int | None = None, where: str = "embedding",
+                     error: type[DataError] = DataError) -> np.ndarray:
+    """The study's one check of an item-embedding matrix; returns it as C-contiguous float32.
 
-    Raises DataError naming the file and the fix.
+    Checks, in order: 2-D ``(n_items, d)`` with at least one row and one column; numeric; with
+    ``item_ids`` (the ``item_ids.npy`` saved beside the vectors) one id per row, and ids
+    ``0..n_items-1`` in order (``n_items`` defaults to the row count); without them, ``n_items``
+    rows when given; every value finite. Raises ``error`` (``DataError`` or a subclass of it)
+    naming ``where`` (a file, or the matrix) and the fix. The quantizers of stage 03 check their
+    input with it too: ``validate_vectors(X, n_items=n, where=f"The {name} matrix",
+    error=EmbeddingMatrixError)``.
     """
-    if vectors.ndim != 2:
-        raise DataError(f"{where}: vectors.npy must be 2-D (n_items, d), got shape {vectors.shape}.")
-    if len(item_ids) != len(vectors):
-        raise DataError(f"{where}: {len(vectors)} vectors but {len(item_ids)} item ids; the files are "
+    vectors = np.asarray(vectors)
+    if vectors.ndim != 2 or vectors.shape[0] == 0 or vectors.shape[1] == 0:
+        raise error(f"{where}: the vectors must be 2-D (n_items, d) with at least one row and column, got shape "
+                    f"{vectors.shape}. Rebuild them with build_embedding(cfg, space, force=True).")
+    if not np.issubdtype(vectors.dtype, np.number):
+        raise error(f"{where}: the vectors must be numeric, got dtype {vectors.dtype}.")
+    if item_ids is not None:
+        item_ids = np.asarray(item_ids)
+        if len(item_ids) != len(vectors):
+            raise error(f"{where}: {len(vectors)} vectors but {len(item_ids)} item ids; the files are "
                         f"inconsistent. Rebuild with build_embedding(cfg, space, force=True).")
-    if len(item_ids) != n_items or not np.array_equal(np.asarray(item_ids), np.arange(n_items)):
-        raise DataError(f"{where}: the item order (item_ids.npy, {len(item_ids)} ids) does not match the "
-                        f"catalogue (item_id 0..{n_items - 1}). The vectors were built for another "
+        expected = len(vectors) if n_items is None else int(n_items)
+        if len(item_ids) != expected or not np.array_equal(item_ids, np.arange(expected)):
+            raise error(f"{where}: the item order (item_ids.npy, {len(item_ids)} ids) does not match the "
+                        f"catalogue (item_id 0..{expected - 1}). The vectors were built for another "
                         "catalogue or reordered; rebuild with build_embedding(cfg, space, force=True).")
+    elif n_items is not None and len(vectors) != int(n_items):
+        raise error(f"{where}: {len(vectors)} rows but the catalogue has {int(n_items)} items (row i must be "
+                    "item_id i). Rebuild the embedding for this profile (notebook 02).")
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     bad = ~np.isfinite(vectors).all(axis=1)
     if bad.any():
-        raise DataError(f"{where}: {int(bad.sum())} item vectors hold NaN or inf (first item_id "
-                        f"{int(np.flatnonzero(bad)[0])}). Training diverged or the file is damaged; "
-                        "rebuild with build_embedding(cfg, space, force=True), perhaps with a lower lr.")
+        raise error(f"{where}: {int(bad.sum())} item vectors hold NaN or inf (first item_ids "
+                    f"{np.flatnonzero(bad)[:5].tolist()}). Training diverged or the file is damaged; "
+                    "rebuild with build_embedding(cfg, space, force=True), perhaps with a lower lr.")
     return vectors
 
 
@@ -176,7 +194,7 @@ def build_embedding(cfg: dict, space: str, force: bool = False) -> np.ndarray:
     with artifacts.atomic_dir(folder, {"stage": "embeddings", "space": space, "profile": cfg["name"],
                                        "params": space_params(cfg, space)}) as tmp:
         vectors, card = _BUILDERS[space](cfg, dataset, inputs, tmp)
-        validate_vectors(vectors, np.arange(len(vectors)), len(vectors), space)
+        validate_vectors(vectors, where=space)
         np.save(tmp / "vectors.npy", vectors.astype(np.float32))
         np.save(tmp / "item_ids.npy", np.arange(len(vectors), dtype=np.int64))
         card = {
@@ -303,64 +321,6 @@ def _versions() -> dict:
         except md.PackageNotFoundError:
             pass
     return out
-
-
-# ---- tables for the notebook --------------------------------------------------------------------
-#: The paper's settings (section 4), for the side-by-side table; the paper profile reproduces them.
-PAPER_SETTINGS = {
-    "content": "all-mpnet-base-v2, pretrained, over title, year, description, genres, tags, genome",
-    "search": "all-mpnet-base-v2 + MultipleNegativesRankingLoss, 5 epochs, batch 512, lr 2e-5, Adam, "
-              "all train queries (10 per item)",
-    "rec": "ENMF via RecBole, 30 epochs, batch 512, dim 256, lr 0.001, Adam",
-    "multitask": "bi-encoder on query-item and co-occurring item-item pairs, sum of the two contrastive "
-                 "losses (epochs, batch and co-occurrence definition not given)",
-    "fused_concat": "[l2(search), l2(rec)] (the paper: 386 + 256 dims)",
-    "fused_svd": "l2, larger space reduced by truncated SVD to the other's dim, then added",
-}
-
-
-def settings_table(cfg: dict) -> pd.DataFrame:
-    """Per space: the paper's settings next to this profile's."""
-    emb = cfg["embeddings"]
-
-    def tuned(space):
-        p = emb[space]
-        pairs = "all train queries" if p["max_pairs"] is None else f"at most {p['max_pairs']} pairs"
-        extra = (f" per task; co-occurrence window {p['cooccurrence_window']}, {p['sampler']} batches"
-                 if space == "multitask" else "")
-        return (f"{emb['model']} + MultipleNegativesRankingLoss, {p['epochs']} epochs, batch {p['batch_size']}, "
-                f"lr {p['lr']:g}, {pairs}{extra}")
-
-    rec = emb["rec"]
-    ours = {
-        "content": f"{emb['model']}, pretrained, over the item text (max {emb['max_seq_length']} word pieces)",
-        "search": tuned("search"),
-        "rec": f"ENMF via RecBole, {rec['epochs']} epochs, batch {rec['batch_size']}, dim {rec['dim']}, "
-               f"lr {rec['lr']:g}, Adam",
-        "multitask": tuned("multitask"),
-        "fused_concat": "[l2(search), l2(rec)]",
-        "fused_svd": f"as the paper (TruncatedSVD, seed {emb['fused_svd']['seed']})",
-    }
-    return pd.DataFrame({"space": list(SPACES), "name": [DISPLAY_NAMES[s] for s in SPACES],
-                         "paper": [PAPER_SETTINGS[s] for s in SPACES],
-                         f"profile '{cfg['name']}'": [ours[s] for s in SPACES]})
-
-
-def cards_table(cfg: dict) -> pd.DataFrame:
-    """One row per built space: dimension, what it was trained on, how long it took."""
-    rows = []
-    for space in SPACES:
-        card = load_card(cfg, space)
-        training = card.get("training") or {}
-        rows.append({
-            "space": space, "dim": card["dim"], "normalized": card.get("normalized"),
-            "trained on": ", ".join(f"{n} {k} pairs" for k, n in training.get("pairs", {}).items())
-                          or ("train interactions" if space == "rec" else "-"),
-            "epochs": training.get("epochs"), "steps": training.get("steps"),
-            "final loss": training.get("train_loss", (training.get("epoch_losses") or [None])[-1]),
-            "seconds": card["seconds"],
-        })
-    return pd.DataFrame(rows)
 
 
 # ---- dense-retrieval reference -------------------------------------------------------------------

@@ -12,16 +12,22 @@
   paraphrase's words alone gets; a model from scratch has no more to go on.
 
 Most-popular is a recommendation baseline only: every item has the same number of search
-queries, so popularity carries no information for search (paper, section 4).
+queries, so popularity carries no information for search (paper, section 4). The most-popular
+ranking itself is :func:`helpers.metrics.most_popular_hits`, shared with the embeddings stage.
+
+Search baselines are scored on the test queries the generative models decode
+(``decoding.test_queries_per_item``: the paraphrases with ``pair`` below it), so every method of
+a table is measured on the same queries.
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from .metrics import popularity_segments
+from ..metrics import most_popular_hits, popularity_segments
 
 BASELINES = ("random", "most_popular", "most_popular_with_history", "lexical")
 BASELINE_LABELS = {"random": "Random", "most_popular": "Most popular (history excluded)",
@@ -38,6 +44,30 @@ def random_expected_recall(n_items: int, k: int) -> float:
     return min(k, n_items) / n_items
 
 
+def random_recall_tolerance(n_items: int, k: int, n_queries: int, z: float = 4.0) -> float:
+    """How far the random baseline's Recall@K over ``n_queries`` may stray from its expectation.
+
+    Each query is a hit with probability p = K / n_items, so the recall of n queries has standard
+    deviation sqrt(p (1 - p) / n); ``z`` of them (4: a false alarm about once in 16,000 runs).
+    """
+    if n_queries < 1:
+        raise ValueError("n_queries must be >= 1.")
+    p = random_expected_recall(n_items, k)
+    return z * math.sqrt(p * (1.0 - p) / n_queries)
+
+
+def decoded_test_queries(dataset, per_item: int | None) -> pd.DataFrame:
+    """The test queries the generative stage decodes: ``pair < per_item`` of every item (None: all).
+
+    The same filter as ``ExampleBuilder.search_examples`` (``decoding.test_queries_per_item``), in
+    the dataset's query order, so the baselines score exactly the queries the models answered.
+    """
+    queries = dataset.query_split("test")
+    if per_item is not None:
+        queries = queries[queries["pair"] < int(per_item)].reset_index(drop=True)
+    return queries
+
+
 def random_hits(targets: Sequence[int] | np.ndarray, n_items: int, k: int, seed: int = 0) -> np.ndarray:
     """Per query, whether ``targets[i]`` is among K distinct items drawn uniformly at random.
 
@@ -47,34 +77,6 @@ def random_hits(targets: Sequence[int] | np.ndarray, n_items: int, k: int, seed:
     targets = np.asarray(targets, dtype=np.int64)
     rng = np.random.default_rng(seed)
     return (rng.random(len(targets)) < random_expected_recall(n_items, k)).astype(np.float64)
-
-
-def most_popular_hits(targets: Sequence[int] | np.ndarray, popularity: np.ndarray,
-                      histories: Sequence[np.ndarray] | None, k: int) -> np.ndarray:
-    """Per user, whether the target is among the K most popular items not in that user's history.
-
-    Args:
-        targets: the held-out item of each user.
-        popularity: interaction count per item (index = item id); ties are broken by item id.
-        histories: items to skip per user, aligned with ``targets``; ``None`` skips nothing.
-        k: list length.
-    """
-    targets = np.asarray(targets, dtype=np.int64)
-    order = np.argsort(-np.asarray(popularity), kind="stable")
-    rank_of = np.empty(len(order), dtype=np.int64)
-    rank_of[order] = np.arange(len(order))
-    if histories is None:
-        return (rank_of[targets] < k).astype(np.float64)
-    if len(histories) != len(targets):
-        raise ValueError(f"{len(histories)} histories for {len(targets)} targets: they must align one to one.")
-    hits = np.zeros(len(targets), dtype=np.float64)
-    for user, (target, seen) in enumerate(zip(targets, histories)):
-        seen = np.unique(np.asarray(seen, dtype=np.int64))
-        if target in seen:  # a re-consumed item can never be recommended once history is skipped
-            continue
-        # the target's position once the seen items ranked above it are removed from the list
-        hits[user] = float(rank_of[target] - np.count_nonzero(rank_of[seen] < rank_of[target]) < k)
-    return hits
 
 
 def lexical_search_hits(train_texts: Sequence[str], train_items: Sequence[int], test_texts: Sequence[str],
@@ -111,12 +113,14 @@ def lexical_search_hits(train_texts: Sequence[str], train_items: Sequence[int], 
     return hits
 
 
-def baseline_hits(dataset, k: int, head_fraction: float, seed: int = 0) -> pd.DataFrame:
+def baseline_hits(dataset, k: int, head_fraction: float, seed: int = 0,
+                  test_queries_per_item: int | None = None) -> pd.DataFrame:
     """The baselines' per-query hits in the evaluation stage's long format.
 
     Columns: method, seed, task, query_key, target, segment, rank (always 0: baselines keep no
-    ranking), n_ranked (k), hit. Rec rows cover every test user; random and lexical cover every
-    test search query.
+    ranking), n_ranked (k), hit. Rec rows cover every test user; random and lexical cover the
+    test search queries the models decode (:func:`decoded_test_queries` with
+    ``test_queries_per_item``; every test query for None).
     """
     head = dataset.head_items(head_fraction)
     users = np.arange(dataset.n_users, dtype=np.int64)
@@ -124,7 +128,7 @@ def baseline_hits(dataset, k: int, head_fraction: float, seed: int = 0) -> pd.Da
     histories = dataset.histories(HISTORY_SPLITS)
     visible = dataset.interactions[dataset.interactions["split"].isin(HISTORY_SPLITS)]
     popularity = np.bincount(visible["item_id"].to_numpy(), minlength=dataset.n_items)
-    test_queries = dataset.query_split("test")
+    test_queries = decoded_test_queries(dataset, test_queries_per_item)
     frames = []
 
     def add(method, task, keys, targets, hits):

@@ -1,87 +1,12 @@
 """Recall@K with per-query hits kept, so that methods can be compared with paired tests.
 
-With one relevant item per query (the held-out item, or the item a query describes),
-Recall@K is the fraction of queries whose target is among the top K predictions.
+The functions live in :mod:`helpers.metrics`, below every stage (the embeddings and generative
+stages score rankings too); this module re-exports them for the evaluation package.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from ..metrics import (hits_at_k, hits_from_ranks, most_popular_hits, popularity_segments, recall_at_k,
+                       target_ranks, top_k_by_score)
 
-import numpy as np
-
-
-def hits_at_k(ranked: Sequence[Sequence[int]] | np.ndarray, targets: Sequence[int] | np.ndarray, k: int) -> np.ndarray:
-    """Per query, 1.0 if ``targets[i]`` is in the first ``k`` entries of ``ranked[i]`` else 0.0.
-
-    ``ranked`` is a list of ranked item-id lists (may be shorter than k, or ragged) or a 2-D array.
-    """
-    targets = np.asarray(targets)
-    if len(ranked) != len(targets):
-        raise ValueError(f"{len(ranked)} rankings for {len(targets)} targets: they must align one to one.")
-    if k < 1:
-        raise ValueError("k must be >= 1.")
-    if isinstance(ranked, np.ndarray) and ranked.ndim == 2:
-        return (ranked[:, :k] == targets[:, None]).any(axis=1).astype(np.float64)
-    return np.array([float(t in list(r[:k])) for r, t in zip(ranked, targets)], dtype=np.float64)
-
-
-def recall_at_k(ranked, targets, k: int = 30) -> float:
-    """Mean of :func:`hits_at_k`; 0.0 for no queries."""
-    hits = hits_at_k(ranked, targets, k)
-    return float(hits.mean()) if len(hits) else 0.0
-
-
-def top_k_by_score(scores: np.ndarray, k: int, exclude: Sequence[Sequence[int]] | None = None) -> np.ndarray:
-    """Indices of the ``k`` highest scores per row, best first; ``exclude[i]`` items are skipped."""
-    scores = np.array(scores, dtype=np.float32, copy=True)
-    if exclude is not None:
-        for row, items in enumerate(exclude):
-            if len(items):
-                scores[row, np.asarray(items)] = -np.inf
-    k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.take_along_axis(scores, part, axis=1).argsort(axis=1)[:, ::-1]
-    return np.take_along_axis(part, order, axis=1)
-
-
-def target_ranks(ranked: Sequence[Sequence[int]], targets: Sequence[int] | np.ndarray) -> np.ndarray:
-    """Per query, the 1-based position of ``targets[i]`` in ``ranked[i]``; 0 when it is absent.
-
-    Keeping ranks rather than hits lets one artifact answer Recall@K for every K up to the
-    length of the rankings: ``hits = (ranks >= 1) & (ranks <= k)``.
-    """
-    targets = np.asarray(targets, dtype=np.int64)
-    if len(ranked) != len(targets):
-        raise ValueError(f"{len(ranked)} rankings for {len(targets)} targets: they must align one to one.")
-    if len(targets) == 0:
-        return np.zeros(0, dtype=np.int64)
-    # pad the ragged rankings into one array (-1 never matches an item id) and compare at once
-    width = max(1, max(len(r) for r in ranked))
-    padded = np.full((len(ranked), width), -1, dtype=np.int64)
-    for row, items in enumerate(ranked):
-        padded[row, : len(items)] = np.asarray(items, dtype=np.int64)
-    matches = padded == targets[:, None]
-    ranks = np.where(matches.any(axis=1), matches.argmax(axis=1) + 1, 0).astype(np.int64)
-    return ranks
-
-
-def hits_from_ranks(ranks: np.ndarray, k: int) -> np.ndarray:
-    """1.0 where the target was ranked within the first ``k`` (rank 0 means not retrieved)."""
-    if k < 1:
-        raise ValueError("k must be >= 1.")
-    ranks = np.asarray(ranks)
-    return ((ranks >= 1) & (ranks <= k)).astype(np.float64)
-
-
-def popularity_segments(item_ids: Sequence[int] | np.ndarray, head_mask: np.ndarray) -> np.ndarray:
-    """``"head"`` or ``"torso"`` for each item id, given the boolean head mask over the catalogue.
-
-    The paper's Table 2 splits recommendation targets by their train popularity: head = the top
-    1% most popular items (``Dataset.head_items``), torso = every other item.
-    """
-    item_ids = np.asarray(item_ids, dtype=np.int64)
-    head_mask = np.asarray(head_mask, dtype=bool)
-    if len(item_ids) and (item_ids.min() < 0 or item_ids.max() >= len(head_mask)):
-        raise ValueError(f"item ids must lie in 0..{len(head_mask) - 1} (the catalogue), "
-                         f"got {item_ids.min()}..{item_ids.max()}.")
-    return np.where(head_mask[item_ids], "head", "torso")
+__all__ = ["hits_at_k", "recall_at_k", "top_k_by_score", "target_ranks", "hits_from_ranks",
+           "popularity_segments", "most_popular_hits"]

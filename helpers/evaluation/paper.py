@@ -44,11 +44,6 @@ TABLE2_ROWS = ("search", "rec", "separate", "prefix_share", "fused_concat", "fus
 TABLE3_ROWS = ("multitask", "multitask_dict", "multitask_rlfq", "multitask_rqvae")
 TABLE_ROWS = {"table1": TABLE1_ROWS, "table2": TABLE2_ROWS, "table3": TABLE3_ROWS}
 TABLE_METRICS = {"table1": ("search_all", "rec_all"), "table2": METRICS, "table3": ("search_all", "rec_all")}
-TABLE_TITLES = {
-    "table1": "Table 1: task-specific embedding spaces",
-    "table2": "Table 2: all Semantic ID constructions (rec. split by target popularity)",
-    "table3": "Table 3: tokenizer ablation on the Multi-task space",
-}
 
 # ---- the published numbers -------------------------------------------------------------------
 # Table 1: mean (std over 5 seeds) and the paper's superscripts (rows it is significantly better than).

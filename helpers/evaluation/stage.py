@@ -20,22 +20,36 @@ Files in the stage folder (``data/runs/<profile>/evaluation/<hash>/``):
     recall (Recall@k), n (queries or users behind it).
 ``manifest.json``
     k, constructions, seeds, the upstream prediction folders, timings.
+``tables/`` and ``figures/`` (added by notebooks 05 and 06 through :func:`write_outputs`)
+    each written atomically as a whole, with its own ``manifest.json``: the paper's tables beside
+    ours and the other CSVs of notebook 05; PNG and SVG of notebook 06's figures.
+
+Every method is scored on the same queries: the generative models on the test queries they
+decoded (``decoding.test_queries_per_item``), and the search baselines on those same queries.
+
+Upstream inputs: ``evaluate``, ``evaluation_dir``, ``load_results`` and ``compare_decoding`` take
+an optional :class:`EvaluationInputs` (the dataset, readers of the generative stage's
+predictions, and the upstream names for the cache key); without it they read the profile's
+artifacts. Tests pass synthetic inputs this way.
 """
 from __future__ import annotations
 
 import copy
 import logging
+import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
 
 from .. import artifacts
 from ..errors import DataError, MissingArtifactError, ProfileError
+from ..metrics import hits_from_ranks, popularity_segments, target_ranks
 from ..registry import resolve_constructions
 from .baselines import baseline_hits
-from .metrics import hits_from_ranks, popularity_segments, target_ranks
 from .paper import METRICS
 
 log = logging.getLogger(__name__)
@@ -47,6 +61,10 @@ SUMMARY_COLUMNS = ["method", "kind", "seed", "metric", "recall", "n"]
 #: metric key -> (task, subset of targets)
 METRIC_SUBSETS = {"search_all": ("search", "all"), "rec_all": ("rec", "all"),
                   "rec_head": ("rec", "head"), "rec_torso": ("rec", "torso")}
+#: What notebooks 05 and 06 add to an evaluation artifact (:func:`write_outputs`).
+OUTPUT_KINDS = ("tables", "figures")
+#: A reader of the generative stage's test predictions: (cfg, construction, seed) -> predictions frame.
+PredictionReader = Callable[[dict, str, int], pd.DataFrame]
 
 
 # ---- what to evaluate: validated before any work starts ------------------------------------
@@ -63,8 +81,8 @@ def resolve_seeds(cfg: dict, seeds=None) -> list[int]:
     return sorted({int(s) for s in chosen})
 
 
-def _upstream(cfg: dict, constructions: list[str], seeds: list[int]) -> dict:
-    """The upstream artifact folders the result depends on (they are part of the cache key).
+def upstream_names(cfg: dict, constructions: list[str], seeds: list[int]) -> dict:
+    """The profile's upstream artifact folders the result depends on (part of the cache key).
 
     Folders are named relative to the data root, so moving the data root keeps the cache valid.
     """
@@ -80,12 +98,54 @@ def _upstream(cfg: dict, constructions: list[str], seeds: list[int]) -> dict:
                             for c in constructions for s in seeds}}
 
 
-def evaluation_dir(cfg: dict, constructions=None, seeds=None) -> Path:
+def _read_test_predictions(cfg: dict, construction: str, seed: int) -> pd.DataFrame:
+    from ..generative.stage import load_predictions
+
+    return load_predictions(cfg, construction, seed, split="test")
+
+
+def _decode_test_predictions(cfg: dict, construction: str, seed: int) -> pd.DataFrame:
+    from ..generative.stage import predict
+
+    return predict(cfg, construction, seed, split="test")
+
+
+@dataclass(frozen=True)
+class EvaluationInputs:
+    """What the evaluation reads, and the names of it that enter its cache key.
+
+    ``load_predictions(cfg, construction, seed)`` returns saved test predictions (or raises
+    ``MissingArtifactError``); ``predict`` has the same signature and decodes what is missing
+    (``compare_decoding(build=True)``); ``upstream`` is any JSON naming them and the dataset.
+    ``EvaluationInputs.load(cfg, constructions, seeds)`` is the profile's: notebook 01's dataset and
+    notebook 04's predictions.
+    """
+
+    dataset: object  # helpers.data.dataset.Dataset
+    load_predictions: PredictionReader
+    upstream: dict
+    predict: PredictionReader | None = None
+
+    @classmethod
+    def load(cls, cfg: dict, constructions: list[str], seeds: list[int]) -> "EvaluationInputs":
+        from ..data.stage import load_dataset
+
+        return cls(load_dataset(cfg), _read_test_predictions, upstream_names(cfg, constructions, seeds),
+                   _decode_test_predictions)
+
+
+def _upstream(cfg: dict, constructions: list[str], seeds: list[int], inputs: EvaluationInputs | None) -> dict:
+    return inputs.upstream if inputs is not None else upstream_names(cfg, constructions, seeds)
+
+
+def evaluation_dir(cfg: dict, constructions=None, seeds=None, inputs: EvaluationInputs | None = None) -> Path:
     constructions = resolve_constructions(cfg, constructions)
     seeds = resolve_seeds(cfg, seeds)
     params = {k: cfg["evaluation"][k] for k in ("k", "baseline_seed") if k in cfg["evaluation"]}
     key = {"evaluation": params, "head_fraction": cfg["data"]["head_fraction"], "constructions": constructions,
-           "seeds": seeds, "upstream": _upstream(cfg, constructions, seeds), "schema": 3}  # 3: lexical search baseline
+           "seeds": seeds, "test_queries_per_item": cfg["decoding"].get("test_queries_per_item"),
+           "upstream": _upstream(cfg, constructions, seeds, inputs),
+           "schema": 4}  # 3: lexical search baseline; 4: baselines on the decoded test queries only
     return artifacts.stage_dir(cfg, "evaluation", key)
 
 
@@ -189,11 +249,9 @@ def check_against_dataset(predictions: pd.DataFrame, dataset, where: str) -> Non
                         where, len(rows), len(expected), task)
 
 
-def _load_predictions(cfg: dict, construction: str, seed: int) -> pd.DataFrame:
-    from ..generative.stage import load_predictions
-
+def _predictions(inputs: EvaluationInputs, cfg: dict, construction: str, seed: int) -> pd.DataFrame:
     try:
-        return load_predictions(cfg, construction, seed, split="test")
+        return inputs.load_predictions(cfg, construction, seed)
     except MissingArtifactError as err:
         raise MissingArtifactError(
             f"Test predictions of construction '{construction}', seed {seed} are missing: run "
@@ -201,7 +259,8 @@ def _load_predictions(cfg: dict, construction: str, seed: int) -> pd.DataFrame:
         ) from err
 
 
-def evaluate(cfg: dict, constructions=None, seeds=None, force: bool = False) -> EvaluationResults:
+def evaluate(cfg: dict, constructions=None, seeds=None, force: bool = False,
+             inputs: EvaluationInputs | None = None) -> EvaluationResults:
     """Hits and recall of every construction x seed plus the baselines; cached on disk.
 
     Args:
@@ -210,34 +269,36 @@ def evaluate(cfg: dict, constructions=None, seeds=None, force: bool = False) -> 
             or, when that is null, all of them. Unknown names are refused before any work.
         seeds: generative seeds; default ``generative.seeds``. An empty list is refused.
         force: recompute even if a complete artifact exists.
+        inputs: the dataset and predictions to evaluate (default: the profile's artifacts, read
+            only when the result is not cached).
     """
     constructions = resolve_constructions(cfg, constructions)
     seeds = resolve_seeds(cfg, seeds)
-    folder = evaluation_dir(cfg, constructions, seeds)
+    folder = evaluation_dir(cfg, constructions, seeds, inputs)
     if artifacts.is_complete(folder) and not force:
         return _read(folder)
-    from ..data.stage import load_dataset
-
+    inputs = inputs if inputs is not None else EvaluationInputs.load(cfg, constructions, seeds)
     k = int(cfg["evaluation"]["k"])
-    dataset = load_dataset(cfg)
+    dataset = inputs.dataset
     head_mask = dataset.head_items(cfg["data"]["head_fraction"])
     frames = []
     for construction in constructions:
         for seed in seeds:
-            predictions = _load_predictions(cfg, construction, seed)
+            predictions = _predictions(inputs, cfg, construction, seed)
             hits = prediction_hits(predictions, k, head_mask)
             check_against_dataset(predictions, dataset, f"construction '{construction}', seed {seed}")
             hits.insert(0, "seed", seed)
             hits.insert(0, "kind", "generative")
             hits.insert(0, "method", construction)
             frames.append(hits)
-    baselines = baseline_hits(dataset, k, cfg["data"]["head_fraction"], seed=int(cfg["evaluation"].get("baseline_seed", 0)))
+    baselines = baseline_hits(dataset, k, cfg["data"]["head_fraction"], seed=int(cfg["evaluation"].get("baseline_seed", 0)),
+                              test_queries_per_item=cfg["decoding"].get("test_queries_per_item"))
     baselines.insert(1, "kind", "baseline")
     hits = pd.concat(frames + [baselines], ignore_index=True)[HITS_COLUMNS]
     summary = summarise(hits)
     manifest = {"stage": "evaluation", "profile": cfg["name"], "k": k, "constructions": constructions,
-                "seeds": seeds, "upstream": _upstream(cfg, constructions, seeds),
-                "n_rows": len(hits)}
+                "seeds": seeds, "upstream": inputs.upstream,
+                "test_queries_per_item": cfg["decoding"].get("test_queries_per_item"), "n_rows": len(hits)}
     with artifacts.atomic_dir(folder, manifest) as tmp:
         hits.to_parquet(tmp / "hits.parquet", index=False)
         summary.to_csv(tmp / "summary.csv", index=False)
@@ -245,9 +306,10 @@ def evaluate(cfg: dict, constructions=None, seeds=None, force: bool = False) -> 
     return _read(folder)
 
 
-def load_results(cfg: dict, constructions=None, seeds=None) -> EvaluationResults:
+def load_results(cfg: dict, constructions=None, seeds=None, inputs: EvaluationInputs | None = None) -> EvaluationResults:
     """The saved evaluation of this profile, or MissingArtifactError naming notebook 05."""
-    folder = artifacts.require(evaluation_dir(cfg, constructions, seeds), "The evaluation results", PRODUCED_BY, cfg)
+    folder = artifacts.require(evaluation_dir(cfg, constructions, seeds, inputs), "The evaluation results",
+                               PRODUCED_BY, cfg)
     return _read(folder)
 
 
@@ -272,44 +334,63 @@ def results_from_hits(hits: pd.DataFrame, k: int) -> EvaluationResults:
                              seeds=sorted(int(s) for s in generative["seed"].unique()))
 
 
-def ranking_lengths(results: "EvaluationResults", kind: str = "generative") -> pd.DataFrame:
-    """Mean ranking length per method and task, and the share of rankings shorter than ``k``.
+# ---- notebooks 05 and 06 add their tables and figures to the artifact, atomically ------------------
+def outputs_dir(results: EvaluationResults, kind: str) -> Path:
+    """``<evaluation artifact>/tables`` or ``/figures``: where notebooks 05 and 06 save their outputs."""
+    if kind not in OUTPUT_KINDS:
+        raise ValueError(f"Unknown output kind {kind!r}; choose one of {', '.join(OUTPUT_KINDS)}.")
+    if results.folder is None:
+        raise DataError("These results were built in memory (results_from_hits): they have no artifact folder to "
+                        "save outputs into. Use evaluate(cfg) or load_results(cfg).")
+    return Path(results.folder) / kind
 
-    Recall@K is capped by what the decoder returns: a beam search that yields 10 distinct items
-    cannot reach the recall of 30. Columns: method, task, mean_length, share_short.
+
+@contextmanager
+def write_outputs(results: EvaluationResults, kind: str, results_dir: str | Path | None = None) -> Iterator[Path]:
+    """Yield an empty folder to write ``kind`` (``tables`` | ``figures``) into; publish it whole.
+
+    On success the folder becomes :func:`outputs_dir` at once (``helpers.artifacts.atomic_dir``,
+    with a ``manifest.json`` listing its files), replacing an earlier one, and its files are then
+    copied into ``results_dir`` when given. On any error nothing is published: an interrupted
+    notebook never leaves half its tables or figures in the artifact.
     """
-    rows = results.hits[results.hits["kind"] == kind]
-    grouped = rows.groupby(["method", "task"], sort=False)["n_ranked"]
-    table = pd.DataFrame({"mean_length": grouped.mean(),
-                          "share_short": grouped.apply(lambda n: float((n < results.k).mean()))})
-    return table.reset_index()
+    final = outputs_dir(results, kind)
+    manifest = {"stage": f"evaluation/{kind}", "evaluation": Path(results.folder).name}
+    with artifacts.atomic_dir(final, manifest) as tmp:
+        yield tmp
+        manifest["files"] = sorted(p.name for p in tmp.iterdir())
+    if results_dir:
+        Path(results_dir).mkdir(parents=True, exist_ok=True)
+        for name in manifest["files"]:
+            shutil.copy(final / name, Path(results_dir) / name)
 
 
 # ---- optional comparisons read from other stages ---------------------------------------------
 def compare_decoding(cfg: dict, construction: str = "multitask", seed: int | None = None,
-                     methods=("exact", None), build: bool = False) -> pd.DataFrame:
+                     methods=("exact", None), build: bool = False,
+                     inputs: EvaluationInputs | None = None) -> pd.DataFrame:
     """Recall of one construction's predictions under several decoders.
 
     ``None`` in ``methods`` means the profile's own ``decoding.method``. Without ``build``, only
     predictions already on disk are read and the others are reported with ``available=False``
     (exact decoding can be expensive on a large catalogue); with ``build`` the missing ones are
-    decoded through ``helpers.generative.stage.predict`` (cached). Columns: decoding, task,
-    recall, mean_length, n, available.
+    decoded through ``helpers.generative.stage.predict`` (cached), or ``inputs.predict``.
+    Columns: decoding, task, recall, mean_length, n, available.
     """
-    from ..data.stage import load_dataset
-    from ..generative.stage import load_predictions, predict
-
     construction = resolve_constructions(cfg, [construction])[0]
     seed = resolve_seeds(cfg, seed)[0]
+    inputs = inputs if inputs is not None else EvaluationInputs.load(cfg, [construction], [seed])
+    if build and inputs.predict is None:
+        raise ValueError("compare_decoding(build=True) needs inputs.predict to decode what is missing.")
     k = int(cfg["evaluation"]["k"])
-    head_mask = load_dataset(cfg).head_items(cfg["data"]["head_fraction"])
+    head_mask = inputs.dataset.head_items(cfg["data"]["head_fraction"])
     rows = []
     for method in dict.fromkeys(m or cfg["decoding"]["method"] for m in methods):
         variant = copy.deepcopy(cfg)
         variant["decoding"]["method"] = method
         try:
-            read = predict if build else load_predictions
-            hits = prediction_hits(read(variant, construction, seed, split="test"), k, head_mask)
+            read = inputs.predict if build else inputs.load_predictions
+            hits = prediction_hits(read(variant, construction, seed), k, head_mask)
         except MissingArtifactError:
             rows += [{"decoding": method, "task": t, "recall": np.nan, "mean_length": np.nan, "n": 0,
                       "available": False} for t in ("search", "rec")]

@@ -9,7 +9,9 @@ columns
 over queries with Bonferroni over the column's pairs), ``<metric>_paper`` the paper's mean
 (Table 1 also has ``<metric>_paper_std`` and ``<metric>_paper_sig``).
 
-``display_table`` turns that into the strings a reader wants ("0.072 ± 0.028 ¹³").
+``display_table`` turns that into the strings a reader wants ("0.072 ± 0.028 ¹³"); ``baselines_table``
+and ``ranking_lengths`` are notebook 05's other tables. Display only: the evaluation artifact is
+:mod:`helpers.evaluation.stage`'s, which also writes these tables into it (``write_outputs``).
 """
 from __future__ import annotations
 
@@ -19,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from .baselines import BASELINE_LABELS, BASELINES
-from .paper import (METHOD_LABELS, METRIC_LABELS, TABLE_METRICS, TABLE_ROWS, TABLE_TITLES,
-                    TASK_SPECIFIC, TOKENIZER_LABELS, paper_table)
+from .paper import (METHOD_LABELS, METRIC_LABELS, TABLE_METRICS, TABLE_ROWS, TASK_SPECIFIC, TOKENIZER_LABELS,
+                    paper_table)
 from .significance import pairwise_tests, seed_averaged_hits, superscripts
 from .stage import METRIC_SUBSETS
 
@@ -121,6 +123,19 @@ def baselines_table(results) -> pd.DataFrame:
     return shown
 
 
+def ranking_lengths(results, kind: str = "generative") -> pd.DataFrame:
+    """Mean ranking length per method and task, and the share of rankings shorter than ``k``.
+
+    Recall@K is capped by what the decoder returns: a beam search that yields 10 distinct items
+    cannot reach the recall of 30. Columns: method, task, mean_length, share_short.
+    """
+    rows = results.hits[results.hits["kind"] == kind]
+    grouped = rows.groupby(["method", "task"], sort=False)["n_ranked"]
+    table = pd.DataFrame({"mean_length": grouped.mean(),
+                          "share_short": grouped.apply(lambda n: float((n < results.k).mean()))})
+    return table.reset_index()
+
+
 def save_tables(tables: dict[str, pd.DataFrame], folder: str | Path) -> list[Path]:
     """Write ``<table>.csv`` (numbers) and ``<table>_display.csv`` (formatted) for each table."""
     folder = Path(folder)
@@ -131,10 +146,6 @@ def save_tables(tables: dict[str, pd.DataFrame], folder: str | Path) -> list[Pat
         display_table(table).to_csv(folder / f"{name}_display.csv")
         written += [folder / f"{name}.csv", folder / f"{name}_display.csv"]
     return written
-
-
-def title(table: str) -> str:
-    return TABLE_TITLES[table]
 
 
 def _finite_or_none(value):

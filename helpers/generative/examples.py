@@ -158,19 +158,3 @@ class ExampleBuilder:
         if not frames:
             return pd.DataFrame(columns=COLUMNS)
         return pd.concat(frames, ignore_index=True)
-
-
-def build_examples(ds: Dataset, ids: SemanticIds, tokenizer, gen_cfg: dict, split: str) -> pd.DataFrame:
-    """Shortcut for ``ExampleBuilder(ds, ids, tokenizer, gen_cfg).build(split)``."""
-    return ExampleBuilder(ds, ids, tokenizer, gen_cfg).build(split)
-
-
-def show_examples(examples: pd.DataFrame, tokenizer, per_task: int = 2) -> pd.DataFrame:
-    """A few examples as readable text (for the notebook)."""
-    picked = examples.groupby("task", sort=False).head(per_task)
-    return pd.DataFrame({
-        "task": picked["task"],
-        "prompt": [tokenizer.decode(x, skip_special_tokens=True) for x in picked["input_ids"]],
-        "target ID": ["".join(tokenizer.convert_ids_to_tokens(y)) for y in picked["labels"]],
-        "target item": picked["target"],
-    }).reset_index(drop=True)

@@ -25,6 +25,17 @@ Predictions (``data/runs/<profile>/predictions/<construction>-seed<seed>-<split>
 ``manifest.json``
     decoding method and parameters, decoding seconds, queries per second, counts per task.
 
+Decoder comparison (``data/runs/<profile>/decoder_comparison/<construction>-seed<seed>/<hash>/``),
+written by ``compare_decoders``:
+
+``comparison.parquet`` (one row per decoding method x task)
+    method (str), task (str), ``recall@<k>`` (float64), queries_per_second (float64: the fastest of
+    ``repeats`` runs *on the machine and at the time that measured them*; the manifest's
+    ``environment`` says which), mean_distinct_items (float64), overlap_with_exact (float64: mean
+    share of the exact top-k set a method recovers), n (int64 prompts).
+``manifest.json``
+    the model folder, decoding settings, methods, sample size and seed, repeats, prompts per task.
+
 The model's cache key covers the ``generative`` section (except ``seeds``: adding a seed does not
 retrain the others; and the ``t5-config`` sizes when another backbone is used), the seed, and the upstream Semantic-ID and dataset folders; the
 predictions' key covers the model folder, the decoding parameters the method uses, ``k`` and
@@ -32,9 +43,11 @@ the split.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,12 +55,15 @@ import numpy as np
 import pandas as pd
 
 from .. import artifacts
-from ..errors import ProfileError
+from ..data.dataset import Dataset
+from ..errors import InvalidIdError, ProfileError
+from ..metrics import recall_at_k
 from ..registry import check_construction, construction_names as constructions
+from ..semantic_ids.ids import SemanticIds
 from .backbone import T5_CONFIG, build_backbone, describe, load_backbone
-from .decoding import DecodingSettings, InvalidIdError, ItemDecoder
-from .examples import SPLITS, ExampleBuilder, show_examples, training_corpus
-from .train import peak_rss_mib, train_seq2seq, training_curve
+from .decoding import METHODS, DecodingSettings, ItemDecoder
+from .examples import SPLITS, ExampleBuilder, training_corpus
+from .train import peak_rss_mib, train_seq2seq
 
 log = logging.getLogger(__name__)
 PRODUCED_BY = "notebooks/04_generative_training.ipynb"
@@ -55,6 +71,7 @@ SCHEMA = 1
 CARD = "card.json"
 PREDICTIONS = "predictions.parquet"
 PREDICTION_COLUMNS = ["task", "query_key", "target", "ranked"]
+COMPARISON = "comparison.parquet"
 
 
 @dataclass
@@ -76,18 +93,43 @@ def _check(cfg: dict, construction: str, seed=None, split: str | None = None) ->
         raise ProfileError(f"Predictions are made for split 'valid' or 'test', got {split!r}.")
 
 
-def _upstream(cfg: dict, construction: str) -> dict:
+def upstream_names(cfg: dict, construction: str) -> dict:
+    """The profile's upstream folder names for ``construction`` (cheap: no artifact is read)."""
     from ..data.stage import dataset_dir
     from ..semantic_ids.stage import semantic_ids_dir
 
     return {"semantic_ids": semantic_ids_dir(cfg, construction).name, "data": dataset_dir(cfg).name}
 
 
-def _load_inputs(cfg: dict, construction: str):
-    from ..data.stage import load_dataset
-    from ..semantic_ids.stage import load_semantic_ids
+@dataclass(frozen=True)
+class ModelInputs:
+    """What a model of one construction is trained and decoded from.
 
-    return load_dataset(cfg), load_semantic_ids(cfg, construction)
+    ``upstream`` names the folders of ``dataset`` and ``semantic_ids`` (keys ``semantic_ids`` and
+    ``data``); it enters every cache key of this stage, so other inputs land in other folders.
+    ``ModelInputs.load(cfg, construction)`` reads the profile's artifacts; a test builds one from
+    synthetic data and passes it as ``inputs=``.
+    """
+
+    dataset: Dataset
+    semantic_ids: SemanticIds
+    upstream: dict
+
+    @classmethod
+    def load(cls, cfg: dict, construction: str) -> "ModelInputs":
+        from ..data.stage import load_dataset
+        from ..semantic_ids.stage import load_semantic_ids
+
+        return cls(load_dataset(cfg), load_semantic_ids(cfg, construction), upstream_names(cfg, construction))
+
+
+def _upstream(cfg: dict, construction: str, inputs: ModelInputs | None) -> dict:
+    return dict(inputs.upstream) if inputs is not None else upstream_names(cfg, construction)
+
+
+def resolve_inputs(cfg: dict, construction: str, inputs: ModelInputs | None = None) -> ModelInputs:
+    """``inputs`` when given, else the profile's dataset and Semantic IDs of ``construction``."""
+    return inputs if inputs is not None else ModelInputs.load(cfg, construction)
 
 
 #: ``generative`` parameters that shape only a ``t5-config`` backbone (not part of other backbones' keys).
@@ -95,29 +137,32 @@ T5_CONFIG_ONLY = ("vocabulary", "d_model", "num_layers", "num_heads", "d_ff", "d
 
 
 # ---- models --------------------------------------------------------------------------------------
-def model_dir(cfg: dict, construction: str, seed: int) -> Path:
+def model_dir(cfg: dict, construction: str, seed: int, inputs: ModelInputs | None = None) -> Path:
     """The folder of the model for (construction, seed) under this profile."""
     _check(cfg, construction, seed)
     gen = cfg["generative"]
     unused = {"seeds"} | (set() if gen["backbone"] == T5_CONFIG else set(T5_CONFIG_ONLY))
     params = {k: v for k, v in gen.items() if k not in unused}
-    key = {"generative": params, "seed": int(seed), **_upstream(cfg, construction), "schema": SCHEMA}
+    key = {"generative": params, "seed": int(seed), **_upstream(cfg, construction, inputs), "schema": SCHEMA}
     return artifacts.stage_dir(cfg, "generative", key, name=f"{construction}-seed{int(seed)}")
 
 
-def train_model(cfg: dict, construction: str, seed: int, force: bool = False, progress: bool = False) -> Path:
+def train_model(cfg: dict, construction: str, seed: int, force: bool = False, progress: bool = False,
+                inputs: ModelInputs | None = None) -> Path:
     """Train (or find cached) the joint S&R model for (construction, seed); return its folder.
 
     The folder appears only once training and saving succeeded. Per-epoch trainer checkpoints go
-    to a hidden sibling folder, so an interrupted run resumes where it stopped.
+    to a hidden sibling folder, so an interrupted run resumes where it stopped. ``inputs``: the
+    dataset and Semantic IDs to train on (default: the profile's, read only when training).
     """
     from transformers import set_seed
 
-    folder = model_dir(cfg, construction, seed)
+    folder = model_dir(cfg, construction, seed, inputs)
     if artifacts.is_complete(folder) and not force:
         return folder
     gen = cfg["generative"]
-    ds, ids = _load_inputs(cfg, construction)
+    inputs = resolve_inputs(cfg, construction, inputs)
+    ds, ids = inputs.dataset, inputs.semantic_ids
     set_seed(int(seed))  # the randomly initialised t5-config weights depend on it
     model, tokenizer = build_backbone(gen, ids, training_corpus(ds))
     builder = ExampleBuilder(ds, ids, tokenizer, gen)
@@ -126,7 +171,7 @@ def train_model(cfg: dict, construction: str, seed: int, force: bool = False, pr
     if force:
         shutil.rmtree(checkpoints, ignore_errors=True)
     manifest = {"stage": "generative", "profile": cfg["name"], "construction": construction, "seed": int(seed),
-                "scheme": ids.scheme, "generative": gen, "upstream": _upstream(cfg, construction),
+                "scheme": ids.scheme, "generative": gen, "upstream": dict(inputs.upstream),
                 "backbone": describe(model, tokenizer)}
     with artifacts.atomic_dir(folder, manifest) as tmp:
         card = train_seq2seq(model, tokenizer, train_examples, valid_examples, gen, int(seed), checkpoints, progress,
@@ -142,9 +187,9 @@ def train_model(cfg: dict, construction: str, seed: int, force: bool = False, pr
     return folder
 
 
-def load_model(cfg: dict, construction: str, seed: int) -> TrainedModel:
+def load_model(cfg: dict, construction: str, seed: int, inputs: ModelInputs | None = None) -> TrainedModel:
     """The trained model of (construction, seed), or ``MissingArtifactError`` naming notebook 04."""
-    folder = artifacts.require(model_dir(cfg, construction, seed),
+    folder = artifacts.require(model_dir(cfg, construction, seed, inputs),
                                f"The generative model for {construction} (seed {seed})", PRODUCED_BY, cfg)
     model, tokenizer = load_backbone(folder)
     return TrainedModel(model=model.eval(), tokenizer=tokenizer, path=folder, card=read_card(folder))
@@ -165,62 +210,12 @@ def train_all(cfg: dict, force: bool = False, progress: bool = True) -> dict[tup
     return done
 
 
-def preview(cfg: dict, construction: str, per_task: int = 2) -> tuple[dict, pd.DataFrame]:
-    """What a model of ``construction`` would be: backbone sizes, example counts, a few examples.
-
-    Builds an untrained backbone (cheap) and the examples; trains nothing.
-    """
-    from transformers import set_seed
-
-    gen = cfg["generative"]
-    ds, ids = _load_inputs(cfg, construction)
-    set_seed(0)
-    model, tokenizer = build_backbone(gen, ids, training_corpus(ds))
-    builder = ExampleBuilder(ds, ids, tokenizer, gen)
-    counts = {split: builder.build(split)["task"].value_counts().to_dict() for split in SPLITS}
-    summary = {"construction": construction, "scheme": ids.scheme, **describe(model, tokenizer),
-               "id_tokens": len(ids.vocabulary), "search_id_length": ids.id_length("search"),
-               "rec_id_length": ids.id_length("rec"), "history_items_per_prompt": builder.items_per_prompt,
-               "examples": counts}
-    return summary, show_examples(builder.build("train"), tokenizer, per_task)
-
-
-def training_curves(cfg: dict) -> pd.DataFrame:
-    """Loss against epoch of every trained model: construction, seed, epoch, split, loss."""
-    frames = []
-    for construction in constructions(cfg):
-        for seed in cfg["generative"]["seeds"]:
-            folder = model_dir(cfg, construction, seed)
-            if artifacts.is_complete(folder):
-                frames.append(training_curve(read_card(folder)).assign(construction=construction, seed=int(seed)))
-    columns = ["construction", "seed", "epoch", "split", "loss"]
-    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
-
-
-def model_cards(cfg: dict) -> pd.DataFrame:
-    """One row per trained model of the profile: the training card's headline numbers."""
-    rows = []
-    for construction in constructions(cfg):
-        for seed in cfg["generative"]["seeds"]:
-            folder = model_dir(cfg, construction, seed)
-            if not artifacts.is_complete(folder):
-                continue
-            card = read_card(folder)
-            rows.append({"construction": construction, "seed": int(seed),
-                         "train_seconds": card["train_seconds"],
-                         "examples_per_second": card["train_examples_per_second"],
-                         "n_train_examples": card["n_train_examples"], "steps": card["steps"],
-                         "final_train_loss": card["final_train_loss"], "final_valid_loss": card["final_valid_loss"],
-                         "parameters": card["backbone"]["parameters"], "vocabulary": card["backbone"]["vocabulary"],
-                         "peak_rss_mib": card["peak_rss_mib"]})
-    return pd.DataFrame(rows)
-
-
 # ---- predictions ---------------------------------------------------------------------------------
-def predictions_dir(cfg: dict, construction: str, seed: int, split: str = "test") -> Path:
+def predictions_dir(cfg: dict, construction: str, seed: int, split: str = "test",
+                    inputs: ModelInputs | None = None) -> Path:
     _check(cfg, construction, seed, split)
     settings = DecodingSettings.from_cfg(cfg["decoding"])
-    key = {"model": model_dir(cfg, construction, seed).name, "decoding": settings.params(),
+    key = {"model": model_dir(cfg, construction, seed, inputs).name, "decoding": settings.params(),
            "test_queries_per_item": cfg["decoding"].get("test_queries_per_item"),
            "k": int(cfg["evaluation"]["k"]), "split": split, "schema": SCHEMA}
     return artifacts.stage_dir(cfg, "predictions", key, name=f"{construction}-seed{int(seed)}-{split}")
@@ -234,14 +229,16 @@ def check_predictions(predictions: pd.DataFrame, n_items: int, k: int) -> None:
             raise InvalidIdError(f"Invalid ranking {ranked[:5]}...: rankings hold at most {k} distinct item ids.")
 
 
-def predict(cfg: dict, construction: str, seed: int, split: str = "test", force: bool = False) -> pd.DataFrame:
+def predict(cfg: dict, construction: str, seed: int, split: str = "test", force: bool = False,
+            inputs: ModelInputs | None = None) -> pd.DataFrame:
     """Ranked items for every ``split`` prompt of (construction, seed); cached (trains if needed)."""
-    folder = predictions_dir(cfg, construction, seed, split)
+    folder = predictions_dir(cfg, construction, seed, split, inputs)
     if artifacts.is_complete(folder) and not force:
-        return load_predictions(cfg, construction, seed, split)
-    train_model(cfg, construction, seed)
-    trained = load_model(cfg, construction, seed)
-    ds, ids = _load_inputs(cfg, construction)
+        return load_predictions(cfg, construction, seed, split, inputs)
+    inputs = resolve_inputs(cfg, construction, inputs)
+    train_model(cfg, construction, seed, inputs=inputs)
+    trained = load_model(cfg, construction, seed, inputs)
+    ds, ids = inputs.dataset, inputs.semantic_ids
     examples = ExampleBuilder(ds, ids, trained.tokenizer, cfg["generative"]).build(
         split, test_queries_per_item=cfg["decoding"].get("test_queries_per_item"))
     settings = DecodingSettings.from_cfg(cfg["decoding"])
@@ -258,12 +255,13 @@ def predict(cfg: dict, construction: str, seed: int, split: str = "test", force:
                 "peak_rss_mib": peak_rss_mib()}
     with artifacts.atomic_dir(folder, manifest) as tmp:
         predictions.to_parquet(tmp / PREDICTIONS, index=False)
-    return load_predictions(cfg, construction, seed, split)
+    return load_predictions(cfg, construction, seed, split, inputs)
 
 
-def load_predictions(cfg: dict, construction: str, seed: int, split: str = "test") -> pd.DataFrame:
+def load_predictions(cfg: dict, construction: str, seed: int, split: str = "test",
+                     inputs: ModelInputs | None = None) -> pd.DataFrame:
     """predictions.parquet of (construction, seed, split), or ``MissingArtifactError`` naming notebook 04."""
-    folder = artifacts.require(predictions_dir(cfg, construction, seed, split),
+    folder = artifacts.require(predictions_dir(cfg, construction, seed, split, inputs),
                                f"The {split} predictions of the generative model for {construction} (seed {seed})",
                                PRODUCED_BY, cfg)
     predictions = pd.read_parquet(folder / PREDICTIONS)
@@ -283,57 +281,58 @@ def predict_all(cfg: dict, split: str = "test", force: bool = False, progress: b
     return manifests
 
 
-def prediction_summary(cfg: dict, split: str = "test") -> pd.DataFrame:
-    """Recall@k per construction x seed x task of the saved predictions, with decoding speed.
+# ---- the decoders side by side ----------------------------------------------------------------
+def _comparison_methods(methods) -> list[str]:
+    methods = list(methods or METHODS)
+    if "exact" not in methods:
+        methods.append("exact")
+    return methods
 
-    A sanity table for notebook 04; notebook 05 does the evaluation proper (segments, tests).
-    """
-    from ..evaluation.metrics import recall_at_k
 
-    k = int(cfg["evaluation"]["k"])
-    rows = []
-    for construction in constructions(cfg):
-        for seed in cfg["generative"]["seeds"]:
-            folder = predictions_dir(cfg, construction, seed, split)
-            if not artifacts.is_complete(folder):
-                continue
-            manifest = artifacts.read_manifest(folder)
-            predictions = load_predictions(cfg, construction, seed, split)
-            for task, rows_of_task in predictions.groupby("task", sort=False):
-                rows.append({"construction": construction, "seed": int(seed), "task": task,
-                             f"recall@{k}": recall_at_k(list(rows_of_task["ranked"]), rows_of_task["target"].to_numpy(), k),
-                             "n": len(rows_of_task), "mean_ranked": rows_of_task["ranked"].map(len).mean(),
-                             "decoding_seconds": manifest["decoding_seconds"],
-                             "queries_per_second": manifest["queries_per_second"]})
-    return pd.DataFrame(rows)
+def decoder_comparison_dir(cfg: dict, construction: str, seed: int | None = None, per_task: int = 200,
+                           methods=None, sample_seed: int = 0, repeats: int = 1,
+                           inputs: ModelInputs | None = None) -> Path:
+    """The folder of ``compare_decoders``' artifact for these settings (see the module docstring)."""
+    seed = int(cfg["generative"]["seeds"][0] if seed is None else seed)
+    model = model_dir(cfg, construction, seed, inputs)
+    settings = dataclasses.asdict(DecodingSettings.from_cfg(cfg["decoding"]))
+    settings.pop("method")  # every method is run; the profile's choice does not matter here
+    key = {"model": f"{model.parent.name}/{model.name}", "decoding": settings,
+           "methods": _comparison_methods(methods), "k": int(cfg["evaluation"]["k"]), "split": "test",
+           "per_task": int(per_task), "sample_seed": int(sample_seed), "repeats": max(1, int(repeats)),
+           "schema": SCHEMA}
+    return artifacts.stage_dir(cfg, "decoder_comparison", key, name=f"{construction}-seed{seed}")
 
 
 def compare_decoders(cfg: dict, construction: str, seed: int | None = None, per_task: int = 200,
-                     methods=None, sample_seed: int = 0, repeats: int = 1) -> pd.DataFrame:
-    """Every decoder on the same trained model and the same sampled test prompts.
+                     methods=None, sample_seed: int = 0, repeats: int = 1, force: bool = False,
+                     inputs: ModelInputs | None = None) -> pd.DataFrame:
+    """Every decoder on the same trained model and the same sampled test prompts; cached.
 
     Returns one row per method x task: Recall@k, queries per second (the fastest of ``repeats``
     runs, which interleave the methods so a busy machine slows them alike), the mean number of
     distinct items returned, and the mean overlap of its top-k set with exact top-k (1.0 =
     identical sets). The model must be trained already (``train_model``).
+
+    The table is an artifact (``decoder_comparison_dir``): a later call with the same model,
+    settings and sample reads it back, timings included, so the speeds are those of the run that
+    measured them (its manifest's ``environment`` names the machine). ``force`` measures again.
     """
-    import time
-
-    from ..evaluation.metrics import recall_at_k
-    from .decoding import METHODS
-
     seed = int(cfg["generative"]["seeds"][0] if seed is None else seed)
-    methods = list(methods or METHODS)
-    if "exact" not in methods:
-        methods.append("exact")
+    folder = decoder_comparison_dir(cfg, construction, seed, per_task, methods, sample_seed, repeats, inputs)
+    if artifacts.is_complete(folder) and not force:
+        return pd.read_parquet(folder / COMPARISON)
+    methods = _comparison_methods(methods)
     k = int(cfg["evaluation"]["k"])
-    trained = load_model(cfg, construction, seed)
-    ds, ids = _load_inputs(cfg, construction)
-    examples = ExampleBuilder(ds, ids, trained.tokenizer, cfg["generative"]).build("test")
+    trained = load_model(cfg, construction, seed, inputs)
+    inputs = resolve_inputs(cfg, construction, inputs)
+    ids = inputs.semantic_ids
+    examples = ExampleBuilder(inputs.dataset, ids, trained.tokenizer, cfg["generative"]).build("test")
     rng = np.random.default_rng(sample_seed)
     sample = pd.concat([rows.iloc[np.sort(rng.choice(len(rows), min(per_task, len(rows)), replace=False))]
                         for _, rows in examples.groupby("task", sort=False)], ignore_index=True)
-    decoder = ItemDecoder(trained.model, trained.tokenizer, ids, DecodingSettings.from_cfg(cfg["decoding"]))
+    settings = DecodingSettings.from_cfg(cfg["decoding"])
+    decoder = ItemDecoder(trained.model, trained.tokenizer, ids, settings)
     rankings, seconds = {}, {}
     for _ in range(max(1, repeats)):
         for method in ["exact"] + [m for m in methods if m != "exact"]:
@@ -352,4 +351,12 @@ def compare_decoders(cfg: dict, construction: str, seed: int | None = None, per_
                         "queries_per_second": len(prompts) / seconds[(method, task)],
                         "mean_distinct_items": np.mean([len(r) for r in ranked]),
                         "overlap_with_exact": overlap, "n": len(prompts)})
-    return pd.DataFrame(results)
+    table = pd.DataFrame(results)
+    manifest = {"stage": "decoder_comparison", "profile": cfg["name"], "construction": construction, "seed": seed,
+                "model": str(trained.path), "decoding": dataclasses.asdict(settings), "methods": methods, "k": k,
+                "per_task": int(per_task), "sample_seed": int(sample_seed), "repeats": max(1, int(repeats)),
+                "n_prompts": sample["task"].value_counts().to_dict(),
+                "fastest_run_seconds": round(sum(seconds.values()), 2)}
+    with artifacts.atomic_dir(folder, manifest) as tmp:
+        table.to_parquet(tmp / COMPARISON, index=False)
+    return pd.read_parquet(folder / COMPARISON)
