@@ -61,7 +61,8 @@ def main() -> None:
     from helpers.config import load_profile, parse_assignments
     from helpers.data.stage import build_dataset
 
-    cfg = load_profile(args.profile, parse_assignments(args.set))
+    overrides = parse_assignments(args.set)
+    cfg = load_profile(args.profile, overrides)
 
     rows = []
     load_before = os.getloadavg()

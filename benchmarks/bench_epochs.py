@@ -32,7 +32,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from helpers.config import load_profile, parse_assignments
-    from helpers.evaluation.metrics import recall_at_k
+    from helpers.metrics import recall_at_k
     from helpers.generative import stage
 
     overrides = parse_assignments(args.assignments)

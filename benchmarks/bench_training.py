@@ -55,7 +55,8 @@ def worker(profile: str, construction: str, variant: dict, epochs: float) -> dic
         torch.set_num_threads(int(threads))
     cfg = load_profile(profile, {"generative": variant})
     gen = {**cfg["generative"], "epochs": epochs}
-    ds, ids = stage._load_inputs(cfg, construction)  # noqa: SLF001 - the benchmark reads the same inputs
+    inputs = stage.ModelInputs.load(cfg, construction)  # the inputs notebook 04 trains on
+    ds, ids = inputs.dataset, inputs.semantic_ids
     set_seed(0)
     model, tokenizer = build_backbone(gen, ids, training_corpus(ds))
     builder = ExampleBuilder(ds, ids, tokenizer, gen)

@@ -1,7 +1,6 @@
 """Stage 01: loaders, chronological split, queries, bad input."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np

@@ -24,8 +24,6 @@ from helpers.embeddings.enmf import train_enmf, write_atomic_files
 from helpers.embeddings.fusion import fuse_concat, fuse_svd, l2_normalize
 from helpers.errors import DataError, MissingArtifactError
 
-REPO = Path(__file__).resolve().parent.parent
-NOTEBOOK = REPO / "notebooks" / "02_embeddings.ipynb"
 SYNTHETIC_K = 5  # 60 synthetic items: Recall@30 would be half the catalogue
 REC_DIM = 16
 
@@ -386,26 +384,3 @@ def test_smoke_recbole_sees_no_test_interaction(smoke_cfg):
     result = train_enmf(dataset, {**smoke_cfg["embeddings"]["rec"], "epochs": 1})
     test = dataset.interactions[dataset.interactions["split"] == "test"][["user_id", "item_id", "timestamp"]]
     assert len(result.recbole_interactions.merge(test)) == 0
-
-
-@pytest.mark.smoke
-def test_notebook_02_runs_on_smoke(smoke_cfg, tmp_path):
-    import papermill
-
-    from helpers.data.stage import build_dataset
-    from helpers.notebook_results import read_records
-
-    build_dataset(smoke_cfg)
-    out = tmp_path / "02_embeddings.ipynb"
-    papermill.execute_notebook(str(NOTEBOOK), str(out), parameters={"PROFILE": "smoke"},
-                               kernel_name="python3", cwd=str(REPO), progress_bar=False)
-    records = read_records(out)
-    search, rec = records["search_recall"], records["rec_recall"]
-    assert set(search) == {"content", "search", "multitask", "fused_concat", "fused_svd"}
-    assert set(rec) == set(embeddings.SPACES)
-    for value in [*search.values(), *rec.values(), records["enmf_rec_recall"], records["most_popular_rec_recall"]]:
-        assert 0.0 <= value <= 1.0
-    assert search["search"] >= search["content"]
-    assert records["dims"]["fused_concat"] == records["dims"]["search"] + records["dims"]["rec"]
-    assert records["dims"]["fused_svd"] == min(records["dims"]["search"], records["dims"]["rec"])
-    assert records["n_items"] == records["n_items_embedded"]

@@ -147,6 +147,20 @@ def test_04_trains_and_decodes_every_construction(study):
     test_queries = ds.query_split("test")
     test_queries = test_queries[test_queries["pair"] < cfg["decoding"]["test_queries_per_item"]]
     assert got["predictions_per_model"] == [len(test_queries) + ds.n_users] * got["n_models"]
+    overlap = got["decoder_overlap_with_exact"]
+    assert overlap["exact"] == pytest.approx(1.0)
+    # our trie beam search and HF's constrained beam search explore the same beams
+    assert overlap["trie_beam"] >= overlap["hf_beam"] - 0.02
+
+
+def test_05_scores_every_method_on_the_same_queries_and_random_as_expected(study):
+    from helpers.evaluation.baselines import random_recall_tolerance
+
+    got = records(study, "05_evaluation")
+    assert len(set(got["search_queries"].values())) == 1, got["search_queries"]
+    n_queries, n_items = got["search_queries"]["random"], records(study, "01_data")["n_items"]
+    assert got["baseline_search_all"]["random"] == pytest.approx(
+        got["random_expected_recall"], abs=random_recall_tolerance(n_items, got["k"], n_queries))
 
 
 def test_05_task_specific_ids_beat_random_on_their_own_task(study):

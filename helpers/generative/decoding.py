@@ -367,7 +367,7 @@ def beam_search(model, input_ids: list[list[int]], trie: IdTrie, num_beams: int,
         scores [batch, num_beams] (model log-probability of the ID, -inf where items is -1),
         sequences [batch, num_beams, L] (token ids).
     """
-    batch, beams, groups = len(input_ids), num_beams, num_groups
+    beams, groups = num_beams, num_groups
     width = beams // groups
     with shared_cross_attention(model) as shared:
         return _beam_search(_Stepper(model, input_ids, pad_id, shared), trie, beams, groups, width,

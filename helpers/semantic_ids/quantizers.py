@@ -43,28 +43,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import EmbeddingMatrixError, SemanticIdConfigError  # noqa: F401  (re-exported)
+from ..vectors import validate_vectors
 
 
 def check_item_matrix(X, name: str = "embedding", n_items: int | None = None) -> np.ndarray:
     """Return ``X`` as a C-contiguous float32 ``(n_items, d)`` array, or say what is wrong with it."""
-    X = np.asarray(X)
-    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
-        raise EmbeddingMatrixError(
-            f"The {name} matrix must be 2-D (n_items, dim) with at least one row and column, got shape "
-            f"{X.shape}. Rebuild it with helpers.embeddings.stage.build_embedding(cfg, space, force=True).")
-    if n_items is not None and X.shape[0] != n_items:
-        raise EmbeddingMatrixError(
-            f"The {name} matrix has {X.shape[0]} rows but the catalogue has {n_items} items (row i must be "
-            f"item_id i). Rebuild the embedding for this profile (notebook 02).")
-    if not np.issubdtype(X.dtype, np.number):
-        raise EmbeddingMatrixError(f"The {name} matrix must be numeric, got dtype {X.dtype}.")
-    X = np.ascontiguousarray(X, dtype=np.float32)
-    bad_rows = np.flatnonzero(~np.isfinite(X).all(axis=1))
-    if len(bad_rows):
-        raise EmbeddingMatrixError(
-            f"The {name} matrix has NaN or inf values in {len(bad_rows)} rows (first item ids: "
-            f"{bad_rows[:5].tolist()}). Rebuild it (notebook 02), e.g. with a lower learning rate.")
-    return X
+    return validate_vectors(X, n_items=n_items, where=f"The {name} matrix", error=EmbeddingMatrixError)
 
 
 def check_codebook_fits(n_items: int, codebook_size: int, name: str) -> None:
