@@ -33,6 +33,7 @@ import re
 import shlex
 import statistics
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,9 +78,10 @@ def id_log_probs(model, prompt: list[int], sequences) -> np.ndarray:
     """
     from transformers.modeling_outputs import BaseModelOutput
 
-    sequences = torch.as_tensor(np.asarray(sequences, dtype=np.int64).reshape(len(sequences), -1))
+    sequences = np.asarray(sequences, dtype=np.int64)
     if len(sequences) == 0:
         return np.zeros(0, dtype=np.float64)
+    sequences = torch.as_tensor(sequences.reshape(len(sequences), -1))
     device = model.device
     ids = torch.as_tensor([list(prompt)], dtype=torch.long, device=device)
     mask = torch.ones_like(ids)
@@ -132,10 +134,14 @@ class Explorer:
             models trained with the same overrides.
         seed: the model seed to query (default: the profile's first ``generative.seeds``).
         k: how many items a ranking shows by default.
+        threads: CPU threads torch uses while answering (restored afterwards). One prompt at a
+            time on a small model is fastest on one thread, and on a busy 2-core machine two
+            threads wait on each other (about 20 ms against 200 ms per query at ml100k size);
+            ``None`` keeps torch's setting (a large backbone on many cores).
     """
 
     def __init__(self, profile: str | dict = "ml100k", overrides: dict | None = None, seed: int | None = None,
-                 k: int = DEFAULT_K):
+                 k: int = DEFAULT_K, threads: int | None = 1):
         from .data.stage import load_dataset
         from .generative.decoding import DecodingSettings
 
@@ -149,6 +155,7 @@ class Explorer:
         self.overrides = overrides or {}
         self.seed = self._seed(self.cfg["generative"]["seeds"][0] if seed is None else seed)
         self.k = self._k(k)
+        self.threads = None if threads is None else self._k(threads, "threads")
         self.settings = DecodingSettings.from_cfg(self.cfg["decoding"])
         try:
             self.ds = load_dataset(self.cfg)
@@ -172,12 +179,15 @@ class Explorer:
     # ---- checks ------------------------------------------------------------------------------
     @property
     def constructions(self) -> list[str]:
-        return list(self.cfg["semantic_ids"]["constructions"])
+        """Every construction of the profile, in profile order."""
+        from .generative.stage import constructions
+
+        return list(constructions(self.cfg))
 
     def _construction(self, construction) -> str:
         if not isinstance(construction, str) or construction not in self.constructions:
             raise ProfileError(f"Unknown construction {construction!r}. Profile {self.profile!r} has: "
-                               f"{', '.join(self.constructions)} (semantic_ids.constructions).")
+                               f"{', '.join(self.constructions)}.")
         return construction
 
     def _constructions(self, constructions) -> list[str]:
@@ -197,9 +207,9 @@ class Explorer:
         return int(seed)
 
     @staticmethod
-    def _k(k) -> int:
+    def _k(k, what: str = "k (how many items to show)") -> int:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise DataError(f"k (how many items to show) must be a positive integer, got {k!r}.")
+            raise DataError(f"{what} must be a positive integer, got {k!r}.")
         return int(k)
 
     def user(self, user) -> int:
@@ -313,7 +323,8 @@ class Explorer:
         if key not in self._models:
             ids = self.semantic_ids(construction)
             try:
-                trained = load_model(self.cfg, construction, seed)
+                with _quiet_loading():
+                    trained = load_model(self.cfg, construction, seed)
             except MissingArtifactError:
                 extra = {} if seed in self.cfg["generative"]["seeds"] else {"generative.seeds": [seed]}
                 raise MissingArtifactError(
@@ -359,13 +370,30 @@ class Explorer:
         }])
 
     # ---- rankings ---------------------------------------------------------------------------------------
+    @contextmanager
+    def _threads(self):
+        before = torch.get_num_threads()
+        if self.threads is None or self.threads == before:
+            yield
+            return
+        torch.set_num_threads(self.threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
+    def _score(self, loaded: LoadedModel, input_ids: list[int], task: str, item: int) -> float:
+        with self._threads():
+            return float(id_log_probs(loaded.model, input_ids, loaded.tables[task][[item]])[0])
+
     def _ranking(self, construction: str, query: str | None, user: int | None, k: int | None,
                  seed: int | None) -> pd.DataFrame:
         loaded = self.model(construction, seed)
         k = self.k if k is None else self._k(k)
         task, input_ids, seen = self._prompt(loaded, query, user)
-        ranked = loaded.decoder.rank(task, [input_ids], k, seen=None if seen is None else [seen])[0]
-        scores = id_log_probs(loaded.model, input_ids, loaded.tables[task][ranked]) if ranked else np.zeros(0)
+        with self._threads():
+            ranked = loaded.decoder.rank(task, [input_ids], k, seen=None if seen is None else [seen])[0]
+            scores = id_log_probs(loaded.model, input_ids, loaded.tables[task][ranked]) if ranked else np.zeros(0)
         rows = self.items.iloc[ranked]
         tokens = loaded.ids.tokens(task)
         return pd.DataFrame({
@@ -413,10 +441,12 @@ class Explorer:
             rows.append({"construction": c, "user": user, "item_id": target,
                          "title": self.items["title"].iat[target],
                          "semantic_id": "".join(loaded.ids.tokens("rec")[target]),
-                         "score": float(id_log_probs(loaded.model, input_ids, loaded.tables["rec"][[target]])[0]),
+                         "score": self._score(loaded, input_ids, "rec", target),
                          "rank": int(ranking["rank"].iat[found[0]]) if len(found) else None,
                          "k": len(ranking), "best_score": float(ranking["score"].max()) if len(ranking) else None})
-        return pd.DataFrame(rows)
+        frame = pd.DataFrame(rows)
+        frame["rank"] = pd.array(frame["rank"].tolist(), dtype="Int64")  # <NA>: not in the top k
+        return frame
 
     def compare(self, constructions: list[str] | None = None, query: str | None = None, user: int | None = None,
                 k: int | None = None, seed: int | None = None) -> pd.DataFrame:
@@ -449,7 +479,7 @@ class Explorer:
         """A user's most recent items, oldest first (default: the last ``generative.history_window``,
         what a rec prompt holds), and the held-out test item as the last row (``split`` test)."""
         user = self.user(user)
-        last = int(self.cfg["generative"]["history_window"]) if last is None else self._k(last)
+        last = int(self.cfg["generative"]["history_window"]) if last is None else self._k(last, "last (items shown)")
         rows = self.ds.interactions[self.ds.interactions["user_id"] == user]
         visible = rows[rows["split"] != "test"].tail(last)
         shown = pd.concat([visible, rows[rows["split"] == "test"]]) if with_test else visible
@@ -618,11 +648,26 @@ class Explorer:
                     call()
                     seconds.append(time.perf_counter() - started)
                 rows.append({"construction": c, "task": task, "seconds": statistics.median(seconds),
-                             "threads": torch.get_num_threads()})
+                             "threads": self.threads or torch.get_num_threads()})
         return pd.DataFrame(rows)
 
 
 # ---- small helpers ---------------------------------------------------------------------------------------
+@contextmanager
+def _quiet_loading():
+    """No "Loading weights" bar from transformers while a model loads (in a notebook with
+    ipywidgets it would be a widget, which a saved notebook or its HTML cannot show)."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
 def _natural(text: str) -> list:
     """Sort key that puts <a_2> before <a_10>."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(text))]
@@ -659,6 +704,14 @@ def _pair_stats(matrix: np.ndarray, years: np.ndarray, groups: list[np.ndarray])
 
 
 # ---- widgets (JupyterLab) ----------------------------------------------------------------------------------
+# The results are rendered into an HTML widget's value, not captured by an Output widget: a headless
+# run (papermill, nbclient) then only creates widgets, and never takes part in the output-capture
+# protocol that can leave nbclient waiting on a cell.
+_TABLE_STYLE = ("<style>.sid-explore table{border-collapse:collapse;font-size:12px}"
+                ".sid-explore th,.sid-explore td{padding:2px 8px;text-align:left;border-bottom:1px solid #ddd}"
+                ".sid-explore h4{margin:10px 0 4px}</style>")
+
+
 def _ipywidgets():
     try:
         import ipywidgets
@@ -677,16 +730,29 @@ def show(box) -> None:
         display(box)
 
 
-def _show(out, make) -> None:
-    from IPython.display import display
+def render(sections: list[tuple[str, pd.DataFrame]]) -> str:
+    """Titled tables as one HTML fragment (what the widgets show)."""
+    import html
 
-    out.clear_output(wait=True)
-    with out:
-        try:
-            for frame in make():
-                display(frame)
-        except StudyError as err:
-            print(f"{type(err).__name__}: {err}")
+    parts = [_TABLE_STYLE, '<div class="sid-explore">']
+    for title, frame in sections:
+        parts.append(f"<h4>{html.escape(title)}</h4>")
+        parts.append(frame.to_html(border=0, float_format=lambda x: f"{x:.3f}", na_rep=""))
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _refresh(view, make) -> None:
+    import html
+
+    try:
+        view.value = render(make())
+    except StudyError as err:  # a typo in a box shows the message, it does not break the widget
+        view.value = f"<pre>{html.escape(f'{type(err).__name__}: {err}')}</pre>"
+
+
+def _untrained(w, explorer: Explorer):
+    return w.HTML(f"No model is trained yet: run <code>{study_command(explorer.profile, explorer.overrides)}</code>.")
 
 
 def search_box(explorer: Explorer, query: str = "", constructions: list[str] | None = None):
@@ -700,24 +766,26 @@ def search_box(explorer: Explorer, query: str = "", constructions: list[str] | N
         return None
     options = explorer.trained_constructions()
     if not options:
-        return w.HTML(f"No model is trained yet: run <code>{study_command(explorer.profile, explorer.overrides)}</code>.")
+        return _untrained(w, explorer)
     chosen = tuple(c for c in (constructions or explorer.featured()) if c in options) or (options[0],)
     text = w.Text(value=query, placeholder="type a query and press Enter", description="query",
                   continuous_update=False, layout=w.Layout(width="70%"))
     pick = w.SelectMultiple(options=options, value=chosen, description="construction", rows=min(6, len(options)))
     k = w.BoundedIntText(value=explorer.k, min=1, max=100, description="k", layout=w.Layout(width="12em"))
-    out = w.Output()
+    view = w.HTML()
 
     def make():
+        if not pick.value:
+            return []
         if len(pick.value) == 1:
-            return [explorer.search(text.value, pick.value[0], k.value)]
-        return [explorer.compare(list(pick.value), query=text.value, k=k.value)]
+            return [(f"{pick.value[0]}: {text.value}", explorer.search(text.value, pick.value[0], k.value))]
+        return [(f"side by side: {text.value}", explorer.compare(list(pick.value), query=text.value, k=k.value))]
 
     for control in (text, pick, k):
-        control.observe(lambda _: _show(out, make), names="value")
+        control.observe(lambda _: _refresh(view, make), names="value")
     if query:
-        _show(out, make)
-    return w.VBox([w.HBox([text, k]), pick, out])
+        _refresh(view, make)
+    return w.VBox([w.HBox([text, k]), pick, view])
 
 
 def user_box(explorer: Explorer, user: int = 0, constructions: list[str] | None = None):
@@ -727,21 +795,24 @@ def user_box(explorer: Explorer, user: int = 0, constructions: list[str] | None 
         return None
     options = explorer.trained_constructions()
     if not options:
-        return w.HTML(f"No model is trained yet: run <code>{study_command(explorer.profile, explorer.overrides)}</code>.")
+        return _untrained(w, explorer)
     chosen = tuple(c for c in (constructions or explorer.featured()) if c in options) or (options[0],)
     picker = w.BoundedIntText(value=user, min=0, max=explorer.ds.n_users - 1, description="user",
                               layout=w.Layout(width="14em"))
     pick = w.SelectMultiple(options=options, value=chosen, description="construction", rows=min(6, len(options)))
-    out = w.Output()
+    view = w.HTML()
 
     def make():
-        return [explorer.history(picker.value), explorer.compare(list(pick.value), user=picker.value),
-                explorer.held_out(picker.value, list(pick.value))]
+        sections = [(f"user {picker.value}: recent history, held-out test item last", explorer.history(picker.value))]
+        if pick.value:
+            sections += [("recommendations", explorer.compare(list(pick.value), user=picker.value)),
+                         ("the held-out test item", explorer.held_out(picker.value, list(pick.value)))]
+        return sections
 
     for control in (picker, pick):
-        control.observe(lambda _: _show(out, make), names="value")
-    _show(out, make)
-    return w.VBox([w.HBox([picker]), pick, out])
+        control.observe(lambda _: _refresh(view, make), names="value")
+    _refresh(view, make)
+    return w.VBox([picker, pick, view])
 
 
 def id_space_box(explorer: Explorer, construction: str | None = None):
@@ -751,20 +822,23 @@ def id_space_box(explorer: Explorer, construction: str | None = None):
         return None
     built = explorer.built_constructions()
     if not built:
-        return w.HTML(f"No Semantic IDs yet: run <code>{study_command(explorer.profile, explorer.overrides, ('01', '02', '03'))}</code>.")
-    pick = w.Dropdown(options=built, value=construction if construction in built else built[0], description="construction")
+        command = study_command(explorer.profile, explorer.overrides, ("01", "02", "03"))
+        return w.HTML(f"No Semantic IDs yet: run <code>{command}</code>.")
+    pick = w.Dropdown(options=built, value=construction if construction in built else built[0],
+                      description="construction")
     task = w.ToggleButtons(options=list(TASKS), value="search", description="ID")
     prefix = w.Text(value="", placeholder="e.g. <a_3> (empty: first tokens)", description="prefix",
                     continuous_update=False)
-    out = w.Output()
+    view = w.HTML()
 
     def make():
         groups = explorer.id_space(pick.value, prefix=prefix.value or None, task=task.value)
         if not prefix.value:
-            return [groups]
-        return [groups, explorer.items_with_prefix(pick.value, prefix.value, task.value)]
+            return [(f"{pick.value}: items by first {task.value}-ID token", groups)]
+        return [(f"{pick.value}: under {prefix.value}, by the next token", groups),
+                (f"the items under {prefix.value}", explorer.items_with_prefix(pick.value, prefix.value, task.value))]
 
     for control in (pick, task, prefix):
-        control.observe(lambda _: _show(out, make), names="value")
-    _show(out, make)
-    return w.VBox([w.HBox([pick, task]), prefix, out])
+        control.observe(lambda _: _refresh(view, make), names="value")
+    _refresh(view, make)
+    return w.VBox([w.HBox([pick, task]), prefix, view])

@@ -3,6 +3,8 @@ comparisons and their errors. The smoke tests train two tiny smoke-profile model
 test session); the unit tests need no trained model."""
 from __future__ import annotations
 
+import shlex
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -28,8 +30,9 @@ def test_study_command_renders_overrides_as_set_flags():
     # the flags parse back to the same overrides
     from helpers.config import parse_assignments
 
-    flags = [part.split(" ", 1)[1].strip("'") for part in command.split("--set ")[1:]]
-    assert parse_assignments([f.strip() for f in flags]) == {
+    words = shlex.split(command)
+    flags = [words[i + 1] for i, word in enumerate(words) if word == "--set"]
+    assert parse_assignments(flags) == {
         "generative": {"epochs": 99, "backbone": "t5-config", "seeds": [3]}, "decoding": {"exclude_history": False}}
 
 
@@ -139,7 +142,7 @@ def test_recommend_marks_the_test_item_and_leaves_out_the_history(explorer):
     assert held["item_id"].eq(target).all() and (held["score"] < 0).all()
     for row in held.itertuples():
         in_list = frame[(frame["construction"] == row.construction) & frame["test_item"]]
-        assert (row.rank is None or np.isnan(row.rank)) if in_list.empty else row.rank == in_list["rank"].iat[0]
+        assert pd.isna(row.rank) if in_list.empty else row.rank == in_list["rank"].iat[0]
     users = explorer.users()
     assert len(users) == explorer.ds.n_users and users["test_item_id"].iat[user] == target
 
@@ -231,6 +234,13 @@ def test_a_query_answers_well_under_a_second(explorer):
     timing = explorer.timing(list(CONSTRUCTIONS), QUERY, user=0, repeats=3)
     assert set(timing["task"]) == {"search", "rec"}
     assert (timing["seconds"] < 1.0).all(), timing
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        explorer.search(QUERY, "content")  # answers on one thread, then gives torch its setting back
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
     status = explorer.status()
     assert status.set_index("construction").loc[list(CONSTRUCTIONS), "loaded"].all()
 
@@ -241,7 +251,20 @@ def test_widgets_build_headless(explorer):
     from helpers.explore import id_space_box, search_box, user_box
 
     box = search_box(explorer, QUERY, list(CONSTRUCTIONS))
-    text = box.children[0].children[0]
+    text, view = box.children[0].children[0], box.children[-1]
+    assert "side by side" in view.value and "<table" in view.value
     text.value = "a funny comedy"  # re-renders without a front end
-    assert user_box(explorer, 3, ["content"]) is not None
-    assert id_space_box(explorer, "content") is not None
+    assert "a funny comedy" in view.value
+    text.value = "   "  # a mistake shows the message, the widget keeps working
+    assert "Type a query" in view.value
+    users = user_box(explorer, 3, ["content"])
+    picker, view = users.children[0], users.children[-1]
+    title = explorer.ds.items["title"].iat[int(explorer.ds.targets("test")[3])]
+    assert title in view.value
+    picker.value = 4
+    assert explorer.ds.items["title"].iat[int(explorer.ds.targets("test")[4])] in view.value
+    space = id_space_box(explorer, "content")
+    prefix, view = space.children[1], space.children[-1]
+    first = explorer.id_space("content")["prefix"].iat[0]
+    prefix.value = first
+    assert "the items under" in view.value
