@@ -28,6 +28,8 @@ setup() {
   fi
   export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} TRANSFORMERS_OFFLINE=${TRANSFORMERS_OFFLINE:-1}
   export TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
+  # model-loading bars of transformers render as empty widgets in executed notebooks
+  export HF_HUB_DISABLE_PROGRESS_BARS=${HF_HUB_DISABLE_PROGRESS_BARS:-1}
 }
 
 cmd=${1:-help}

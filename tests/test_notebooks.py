@@ -203,3 +203,24 @@ def test_06_draws_a_consistent_pareto_frontier(study):
     for stem in ("pareto", "pareto_paper", "tokenizers", "summary"):
         for suffix in (".png", ".svg"):
             assert (study / "results" / f"{stem}{suffix}").stat().st_size > 1000
+
+
+def test_07_explores_real_items_side_by_side(study):
+    from helpers.data.stage import load_dataset
+
+    got = records(study, "07_explore")
+    titles = load_dataset(load_profile("smoke")).items["title"]
+    assert got["profile"] == "smoke" and len(got["constructions"]) >= 2
+    assert set(got["constructions"]) <= set(got["trained"])
+    for construction in got["constructions"]:
+        found, scores = got["search_items"][construction], got["search_scores"][construction]
+        assert 0 < len(found) == len(set(found)) <= got["k"] and all(0 <= i < got["n_items"] for i in found)
+        assert got["search_titles"][construction] == titles.iloc[found].tolist()
+        assert all(a >= b - 1e-4 for a, b in zip(scores, scores[1:])) and max(scores) <= 0
+        recommended = got["rec_items"][construction]
+        assert not set(recommended) & set(got["history_items"]), "a user's history is never recommended"
+        rank = got["rec_test_item_rank"][construction]
+        assert rank is None or 1 <= rank <= got["k"]
+    assert got["test_item"] not in got["history_items"]
+    assert all(size >= 1 for size in got["id_groups"].values())
+    assert got["seconds_per_query"] < 1 and got["seconds_per_user"] < 1
