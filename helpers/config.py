@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from .errors import ProfileError
-from .registry import QUANTIZERS, SCHEMES, SPACES
+from .registry import ENMF_IMPLEMENTATIONS, QUANTIZERS, SCHEMES, SPACES
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 
@@ -184,6 +184,10 @@ def validate(cfg: dict) -> None:
     if paraphrase_genres not in PARAPHRASE_GENRES:
         raise ProfileError(f"data.queries.paraphrase_genres must be one of {', '.join(PARAPHRASE_GENRES)}; "
                            f"got {paraphrase_genres!r}.")
+    implementation = cfg["embeddings"]["rec"]["implementation"]
+    if implementation not in ENMF_IMPLEMENTATIONS:
+        raise ProfileError(f"embeddings.rec.implementation must be one of {', '.join(ENMF_IMPLEMENTATIONS)}; "
+                           f"got {implementation!r}.")
     constructions = cfg["semantic_ids"]["constructions"]
     if not constructions:
         raise ProfileError("semantic_ids.constructions is empty: name at least one ID construction.")

@@ -23,6 +23,8 @@ from .errors import ProfileError
 SPACES = ("content", "search", "rec", "multitask", "fused_concat", "fused_svd")
 #: Spaces with a text encoder: a query can be embedded into them.
 TEXT_SPACES = ("content", "search", "multitask")
+#: How stage 02 trains ENMF (``embeddings.rec.implementation``; ``helpers.embeddings.enmf``).
+ENMF_IMPLEMENTATIONS = ("sparse", "sparse-recbole-padding", "recbole")
 #: Quantizers of stage 03 (``helpers.semantic_ids.quantizers``).
 QUANTIZERS = ("rq_kmeans", "dict", "rlfq", "rqvae")
 #: ID schemes of stage 03 (``helpers.semantic_ids.schemes``).
