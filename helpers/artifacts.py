@@ -72,6 +72,26 @@ def atomic_dir(final: Path, manifest: dict | None = None) -> Iterator[Path]:
         raise
 
 
+@contextmanager
+def lock(final: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the artifact ``final`` while building it (other processes wait).
+
+    Two jobs asked for the same artifact (two SLURM tasks, a job and a notebook) must not both
+    build it: the second waits here, then finds it complete. The lock is an ``flock`` on a hidden
+    sibling file, released by the kernel if the process dies, so a crash never leaves it held.
+    """
+    import fcntl
+
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with open(final.parent / f".lock-{final.name}", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def require(path: Path, what: str, produced_by: str, cfg: dict | None = None) -> Path:
     """Return ``path`` if it holds a complete artifact, else say which notebook/command makes it.
 

@@ -5,6 +5,8 @@ papermill and render HTML reports.
     python -m helpers.study --profile smoke          # minutes, what the tests run
     python -m helpers.study --only 01 02             # some notebooks
     python -m helpers.study --set generative.epochs=3 --set generative.seeds=[0,1,2,3,4]
+    python -m helpers.study jobs --profile paper     # one training command per model (or --slurm FILE)
+    python -m helpers.study verify --results results/ml100k --run   # do the committed tables reproduce?
 
 Executed notebooks and their HTML go to ``reports/<profile>/`` with an ``index.html`` that a
 reader opens first: which of the paper's findings hold, the Pareto figure, Table 2, links to every
@@ -334,7 +336,44 @@ def run_study(profile: str = "ml100k", overrides: dict | None = None, only: list
     return summary
 
 
+def jobs_main(argv: list[str]) -> int:
+    """``python -m helpers.study jobs``: every generative model as a command line, or a SLURM array."""
+    from .generative.jobs import list_jobs, slurm_script
+
+    parser = argparse.ArgumentParser(prog="python -m helpers.study jobs",
+                                     description="List one training command per (construction, seed) model "
+                                                 "not trained yet; notebook 04 then loads what they wrote.")
+    parser.add_argument("--profile", default="ml100k")
+    parser.add_argument("--set", dest="assignments", action="append", default=[])
+    parser.add_argument("--all", action="store_true", help="list trained models too")
+    parser.add_argument("--threads", type=int, help="torch threads per job (1 for several CPU jobs side by side)")
+    parser.add_argument("--launcher", default="python",
+                        help='what runs each job, e.g. "torchrun --nproc_per_node=4" (default: python)')
+    parser.add_argument("--slurm", type=Path, help="write a SLURM array script of the jobs to this file")
+    parser.add_argument("--gpus-per-job", type=int, default=1)
+    args = parser.parse_args(argv)
+    try:
+        jobs = list_jobs(args.profile, args.assignments, args.all, args.threads, args.launcher)
+        if args.slurm:
+            args.slurm.write_text(slurm_script(jobs, PROJECT_ROOT, args.gpus_per_job))
+            print(f"{len(jobs)} jobs in {args.slurm}: sbatch {args.slurm}", file=sys.stderr)
+            return 0
+    except StudyError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    for job in jobs:
+        print(job["command"])
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["jobs"]:
+        return jobs_main(argv[1:])
+    if argv[:1] == ["verify"]:
+        from .verify import main as verify_main
+
+        return verify_main(argv[1:], prog="python -m helpers.study verify")
     parser = argparse.ArgumentParser(prog="python -m helpers.study", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="ml100k", help="smoke | ml100k | paper | path to a YAML profile")
@@ -348,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("papermill").setLevel(logging.WARNING)  # its INFO lines repeat the paths of each notebook
-    command = command_line(sys.argv[1:] if argv is None else argv)
+    command = command_line(argv)
     try:
         overrides = parse_assignments(args.assignments)
         summary = run_study(args.profile, overrides, args.only, args.reports, args.results,

@@ -167,3 +167,9 @@ def training_curve(card: dict) -> pd.DataFrame:
         if "eval_loss" in entry:
             rows.append({"epoch": entry.get("epoch"), "split": "valid", "loss": entry["eval_loss"]})
     return pd.DataFrame(rows, columns=["epoch", "split", "loss"])
+
+
+if __name__ == "__main__":  # python -m helpers.generative.train: one model as a job (helpers.generative.jobs)
+    from helpers.generative.jobs import main
+
+    sys.exit(main())
