@@ -39,7 +39,7 @@ def distributed_rank() -> tuple[int, int]:
 def job_command(profile: str, construction: str, seed: int, assignments: list[str] | None = None,
                 threads: int | None = None, launcher: str = "python") -> str:
     """The shell command that trains (construction, seed) of ``profile`` with ``--set`` assignments."""
-    parts = [launcher, "-m", "helpers.generative.train", "--profile", str(profile),
+    parts = shlex.split(launcher) + ["-m", "helpers.generative.train", "--profile", str(profile),
              "--construction", construction, "--seed", str(int(seed))]
     for assignment in assignments or []:
         parts += ["--set", assignment]
