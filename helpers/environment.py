@@ -10,16 +10,18 @@ Two entry points:
     environment variables that change floating-point results. Two artifacts whose numbers differ
     can then be told apart by machine without re-running anything.
 
-``pin_blas_coretype()``
-    Sets ``OPENBLAS_CORETYPE`` so that every OpenBLAS in the process (numpy's, scipy's and
-    faiss's each bundle their own) uses the same kernels on every x86-64 machine with AVX2,
-    whatever the CPU: OpenBLAS's DYNAMIC_ARCH otherwise picks kernels per CPU model (``Haswell``
-    on an AMD EPYC Zen 3, ``SkylakeX`` or ``SapphireRapids`` on AVX-512 Xeons), and kernels with
-    different vector widths add the terms of a dot product in a different order, which changes
-    the last bits of every matrix product. OpenBLAS reads the variable once, when the library is
-    loaded, so the call only helps before numpy is first imported (``pinned_too_late`` in
-    ``describe()`` says when that went wrong); the study runner's process sets it before it starts
-    the notebook kernels, which inherit it. See ``docs/reproducibility.md``.
+``pin_kernels()``
+    Sets ``OPENBLAS_CORETYPE=Haswell`` and ``ATEN_CPU_CAPABILITY=avx2`` (unless already set) on
+    every x86-64 CPU with AVX2 and FMA, so that every OpenBLAS in the process (numpy's, scipy's and
+    faiss's each bundle their own) and torch's own vectorised kernels run the same code whatever
+    the CPU. Both libraries otherwise pick kernels per CPU model: OpenBLAS's DYNAMIC_ARCH chooses
+    ``Haswell`` on an AMD EPYC Zen 3 but ``SkylakeX``/``Cooperlake``/``SapphireRapids`` on AVX-512
+    CPUs, and torch uses AVX-512 kernels where it can; kernels of another vector width add the terms
+    of a sum in another order, which changes the last bits of every result. On an AVX2 CPU both
+    values are what the libraries choose anyway, so the pin changes nothing there. The variables are
+    read when the libraries load, so the call only helps before numpy and torch are first imported
+    (``pinned_too_late`` in ``describe()`` says when that went wrong); child processes (the study
+    runner's notebook kernels) inherit them. See ``docs/reproducibility.md``.
 
 ``python -m helpers.environment`` prints ``describe()`` as JSON.
 """
@@ -32,9 +34,10 @@ import os
 import platform
 import sys
 
-#: The OpenBLAS kernel set pinned on x86-64 CPUs with AVX2 and FMA (Intel since 2013, AMD since
-#: 2017). Every AVX-512 CPU also runs it, so one value gives the same kernels everywhere.
-PINNED_CORETYPE = "Haswell"
+#: What :func:`pin_kernels` sets on x86-64 CPUs with AVX2 and FMA (Intel since 2013, AMD since 2017):
+#: OpenBLAS's Haswell kernels and torch's AVX2 kernels, which every AVX-512 CPU also runs.
+PINNED = {"OPENBLAS_CORETYPE": "Haswell", "ATEN_CPU_CAPABILITY": "avx2"}
+PINNED_CORETYPE = PINNED["OPENBLAS_CORETYPE"]
 
 #: Packages whose versions can change the numbers (distribution names for importlib.metadata).
 PACKAGES = ("numpy", "scipy", "scikit-learn", "torch", "faiss-cpu", "transformers",
@@ -62,40 +65,38 @@ def cpu_info() -> dict:
             text = handle.read()
     except OSError:
         return info
-    for line in text.splitlines():
+    first: dict = {}
+    for line in text.splitlines():  # the first processor's block describes them all
         key, _, value = line.partition(":")
-        key, value = key.strip(), value.strip()
-        if key == "model name" and not info["vendor"]:
-            info["model"] = value
-        elif key == "vendor_id" and not info["vendor"]:
-            info["vendor"] = value
-        elif key in ("flags", "Features") and not info["flags"]:
-            present = set(value.split())
-            info["flags"] = [flag for flag in CPU_FLAGS if flag in present]
-        elif key == "cpu family":
-            info.setdefault("family", value)
-        elif key == "model" and "model_number" not in info:
-            info["model_number"] = value
+        first.setdefault(key.strip(), value.strip())
+    info["model"] = first.get("model name") or info["model"]
+    info["vendor"] = first.get("vendor_id")
+    info["family"], info["model_number"] = first.get("cpu family"), first.get("model")
+    present = set((first.get("flags") or first.get("Features") or "").split())
+    info["flags"] = [flag for flag in CPU_FLAGS if flag in present]
     return info
 
 
-def pin_blas_coretype(environ=None) -> str | None:
-    """Set ``OPENBLAS_CORETYPE`` to :data:`PINNED_CORETYPE` where the CPU can run it; return it.
+def can_pin(info: dict | None = None) -> bool:
+    """Whether this CPU runs the pinned kernels (x86-64 with AVX2 and FMA)."""
+    info = info or cpu_info()
+    if str(info.get("machine", platform.machine())).lower() not in ("x86_64", "amd64"):
+        return False
+    return {"avx2", "fma"} <= set(info.get("flags") or [])
 
-    Leaves a value the user set alone (``setdefault``), and does nothing on CPUs without AVX2/FMA
-    (forcing Haswell kernels there would crash) or off x86-64. Returns the value now in force, or
-    None. Only takes effect for OpenBLAS copies loaded after the call.
+
+def pin_kernels(environ=None) -> dict:
+    """Set the variables of :data:`PINNED` where the CPU runs them; return those now in force.
+
+    Leaves a value already set alone (``setdefault``), and sets nothing on CPUs without AVX2/FMA
+    or off x86-64 (forcing Haswell kernels there crashes with an illegal instruction). Only
+    libraries loaded after the call are affected.
     """
     environ = os.environ if environ is None else environ
-    if "OPENBLAS_CORETYPE" in environ:
-        return environ["OPENBLAS_CORETYPE"]
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        return None
-    flags = set(cpu_info()["flags"])
-    if not {"avx2", "fma"} <= flags:
-        return None
-    environ["OPENBLAS_CORETYPE"] = PINNED_CORETYPE
-    return PINNED_CORETYPE
+    if can_pin():
+        for name, value in PINNED.items():
+            environ.setdefault(name, value)
+    return {name: environ[name] for name in PINNED if name in environ}
 
 
 @functools.lru_cache(maxsize=1)
@@ -149,8 +150,9 @@ def describe() -> dict:
 
     Keys: ``versions`` (Python and libraries), ``blas`` (loaded BLAS/OpenMP libraries: version,
     ``architecture`` = kernel set, ``threads``), ``torch`` (or None if not imported), ``cpu``,
-    ``env`` (the variables of :data:`ENV_VARS` that are set), ``pinned_coretype`` (what the pin
-    asks for) and ``pinned_too_late`` (an OpenBLAS loaded with another kernel set than the pin).
+    ``env`` (the variables of :data:`ENV_VARS` that are set), ``pinned`` (the variables of
+    :data:`PINNED` in force) and ``pinned_too_late`` (an OpenBLAS, or torch, running other kernels
+    than those variables ask for: they were set after the library loaded).
     Never raises: a fact that cannot be read is left out.
     """
     try:
@@ -159,15 +161,20 @@ def describe() -> dict:
         blas = []
     wanted = os.environ.get("OPENBLAS_CORETYPE")
     chosen = sorted({lib["architecture"] for lib in blas if lib.get("library") == "openblas" and lib.get("architecture")})
+    torch = torch_info()
+    late = bool(wanted) and any(a.lower() != wanted.lower() for a in chosen)
+    aten = os.environ.get("ATEN_CPU_CAPABILITY")
+    if aten and torch and torch.get("cpu_capability"):
+        late = late or str(torch["cpu_capability"]).lower() != aten.lower()
     return {
         "versions": package_versions(),
         "platform": platform.platform(),
         "cpu": cpu_info(),
         "blas": blas,
-        "torch": torch_info(),
+        "torch": torch,
         "env": {name: os.environ[name] for name in ENV_VARS if name in os.environ},
-        "pinned_coretype": wanted,
-        "pinned_too_late": bool(wanted) and any(a.lower() != wanted.lower() for a in chosen),
+        "pinned": {name: os.environ[name] for name in PINNED if name in os.environ},
+        "pinned_too_late": late,
     }
 
 

@@ -88,12 +88,33 @@ def table_files(folder: Path) -> list[Path]:
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    """A results CSV as strings-preserving frame (``keep_default_na`` so empty cells are NaN)."""
-    frame = pd.read_csv(path)
+    """A results CSV with every cell as text (empty cells NaN), so numbers keep what was written."""
+    frame = pd.read_csv(path, dtype=str, keep_default_na=True)
     first = frame.columns[0]
     if str(first).startswith("Unnamed"):  # an index written by to_csv() without a name
         frame = frame.rename(columns={first: ""})
     return frame
+
+
+_INTEGER = re.compile(r"^[-+]?\d+$")
+
+
+def column_kind(name: str, *columns: pd.Series) -> str:
+    """``integer`` (counts), ``number`` or ``text`` for a column, from its name and both sides' cells.
+
+    ``*_sig`` superscript columns ("13") and boolean columns are text; a column is numeric only if
+    every non-empty cell on both sides parses as a number.
+    """
+    if name.endswith("_sig") or name in TEXT_WITH_NUMBERS:
+        return "text"
+    cells = [str(v) for column in columns for v in column.dropna()]
+    if not cells:
+        return "number"
+    if all(_INTEGER.match(c) for c in cells):
+        return "integer"
+    if all(_as_float(c) is not None for c in cells):
+        return "number"
+    return "text"
 
 
 def key_columns(name: str, frame: pd.DataFrame) -> list[str]:
@@ -118,28 +139,32 @@ def _as_float(value):
         return None
 
 
-def _integer_column(series: pd.Series) -> bool:
-    return pd.api.types.is_integer_dtype(series) or pd.api.types.is_bool_dtype(series)
-
-
-def compare_values(column: str, expected, actual, tolerance: float, integer: bool) -> str | None:
-    """Why ``expected`` and ``actual`` differ in ``column``, or None if they agree."""
+def compare_values(column: str, expected, actual, tolerance: float, kind: str = "number") -> str | None:
+    """Why ``expected`` and ``actual`` (cells of ``column``, of ``kind``) differ, or None if they agree."""
     if _is_missing(expected) or _is_missing(actual):
         return None if _is_missing(expected) and _is_missing(actual) else "one side is empty"
     if column in STATISTICS:
         return None
-    if isinstance(expected, str) or isinstance(actual, str) or isinstance(expected, bool) or isinstance(actual, bool):
-        expected_text, actual_text = str(expected), str(actual)
+    if kind == "text":
+        expected_text, actual_text = _text(column, expected), _text(column, actual)
         if column in TEXT_WITH_NUMBERS:
             return _compare_text_with_numbers(expected_text, actual_text, tolerance)
         return None if expected_text == actual_text else "text differs"
     a, b = _as_float(expected), _as_float(actual)
     if a is None or b is None:
-        return None if expected == actual else "values differ"
-    if integer or "_paper" in column:
+        return None if str(expected) == str(actual) else "values differ"
+    if kind == "integer" or "_paper" in column:
         return None if a == b else "exact value differs"
     diff = abs(a - b)
     return None if diff <= tolerance + 1e-12 else f"|diff| {diff:.4g} > {tolerance:g}"
+
+
+def _text(column: str, value) -> str:
+    """A text cell; superscripts read back as a float by a spreadsheet ("13.0") count as "13"."""
+    text = str(value)
+    if column.endswith("_sig") and re.fullmatch(r"\d+\.0", text):
+        return text[:-2]
+    return text
 
 
 def _compare_text_with_numbers(expected: str, actual: str, tolerance: float) -> str | None:
@@ -192,22 +217,28 @@ def compare_tables(name: str, expected: pd.DataFrame, actual: pd.DataFrame,
         if row not in exp_rows:
             out.append(Difference(table, _row_label(keys, row), "", "absent", "present", "unexpected row"))
     columns = [c for c in expected.columns if c in actual.columns and c not in keys]
+    kinds = {c: column_kind(str(c), expected[c], actual[c]) for c in columns}
     for row, i in exp_rows.items():
         if row not in act_rows:
             continue
         j = act_rows[row]
         label = _row_label(keys, row)
         for column in columns:
-            integer = _integer_column(expected[column]) and _integer_column(actual[column])
-            why = compare_values(str(column), expected[column].iloc[i], actual[column].iloc[j], tolerance, integer)
+            why = compare_values(str(column), expected[column].iloc[i], actual[column].iloc[j], tolerance,
+                                 kinds[column])
             if why:
-                out.append(Difference(table, label, str(column), _plain(expected[column].iloc[i]),
-                                      _plain(actual[column].iloc[j]), why))
+                out.append(Difference(table, label, str(column), _cell(expected[column].iloc[i], kinds[column]),
+                                      _cell(actual[column].iloc[j], kinds[column]), why))
     return out
 
 
-def _plain(value):
-    return value.item() if hasattr(value, "item") else value
+def _cell(value, kind: str):
+    """A cell as reported: a float for numbers, the text otherwise (NaN stays NaN)."""
+    if _is_missing(value):
+        return float("nan")
+    if kind != "text" and _as_float(value) is not None:
+        return int(value) if kind == "integer" else float(value)
+    return value
 
 
 def compare_folders(expected_dir: Path, actual_dir: Path, tolerance: float = TOLERANCE) -> list[Difference]:
@@ -292,8 +323,12 @@ def main(argv: list[str] | None = None, prog: str = "python -m helpers.verify") 
         print(f"error: {expected} is not a results folder with CSV tables.", file=sys.stderr)
         return 2
     if args.run:
+        import logging
+
         from .config import parse_assignments
         from .errors import StudyError
+
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
 
         try:
             actual = run_and_collect(args.profile or _default_profile(expected),

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 import numpy as np  # noqa: F401  (loads numpy's OpenBLAS, so describe() has a BLAS to list)
+import pytest
 
 from helpers import artifacts, environment
 
@@ -26,32 +28,35 @@ def test_describe_is_json_and_names_what_decides_the_numbers():
     assert set(environment.fingerprint(env)) == {"versions", "openblas", "cpu_flags"}
 
 
-def test_pin_sets_haswell_only_where_the_cpu_runs_it(monkeypatch):
+def test_pin_sets_the_kernels_only_where_the_cpu_runs_them(monkeypatch):
     environ: dict = {}
-    flags = set(environment.cpu_info()["flags"])
-    pinned = environment.pin_blas_coretype(environ)
-    if environment.platform.machine().lower() in ("x86_64", "amd64") and {"avx2", "fma"} <= flags:
-        assert pinned == environ["OPENBLAS_CORETYPE"] == environment.PINNED_CORETYPE
+    pinned = environment.pin_kernels(environ)
+    if environment.can_pin():
+        assert pinned == environ == environment.PINNED
     else:
-        assert pinned is None and environ == {}
+        assert pinned == {} and environ == {}
     # a value the user chose is kept
-    assert environment.pin_blas_coretype({"OPENBLAS_CORETYPE": "Zen"}) == "Zen"
-    # no AVX2: nothing is forced (Haswell kernels would crash there)
-    monkeypatch.setattr(environment, "cpu_info", lambda: {"flags": ["sse4_2", "avx"]})
-    empty: dict = {}
-    assert environment.pin_blas_coretype(empty) is None and empty == {}
+    monkeypatch.setattr(environment, "cpu_info", lambda: {"machine": "x86_64", "flags": ["avx", "avx2", "fma"]})
+    assert environment.pin_kernels({"OPENBLAS_CORETYPE": "Zen"})["OPENBLAS_CORETYPE"] == "Zen"
+    # no AVX2, or not x86: nothing is forced (Haswell kernels would crash there)
+    for info in ({"machine": "x86_64", "flags": ["sse4_2", "avx"]}, {"machine": "aarch64", "flags": []}):
+        monkeypatch.setattr(environment, "cpu_info", lambda info=info: info)
+        empty: dict = {}
+        assert environment.pin_kernels(empty) == {} and empty == {}
 
 
-def test_pin_reaches_openblas_in_a_fresh_process():
-    """Set before numpy loads, the pin decides the kernels numpy's OpenBLAS reports."""
-    code = ("from helpers import environment; environment.pin_blas_coretype(); import numpy; "
-            "import json; print(json.dumps(environment.describe()))")
-    env = json.loads(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                                    text=True).stdout.strip().splitlines()[-1])
-    if env["pinned_coretype"] is None:
-        return  # not an x86-64 CPU with AVX2: nothing to pin
+def test_the_variable_decides_the_kernels_in_a_fresh_process():
+    """Set before numpy loads, OPENBLAS_CORETYPE decides the kernels numpy's OpenBLAS reports."""
+    if not environment.can_pin():
+        pytest.skip("not an x86-64 CPU with AVX2")
+    code = ("import helpers.environment as e; e.pin_kernels(); import numpy, json; "
+            "print(json.dumps(e.describe()))")
+    clean = {k: v for k, v in os.environ.items() if k not in environment.PINNED}
+    done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=clean)
+    env = json.loads(done.stdout.strip().splitlines()[-1])
+    assert env["pinned"] == environment.PINNED
     arch = [lib["architecture"] for lib in env["blas"] if lib["library"] == "openblas"]
-    assert arch and all(a.lower() == env["pinned_coretype"].lower() for a in arch)
+    assert arch and all(a.lower() == "haswell" for a in arch)
     assert env["pinned_too_late"] is False
 
 

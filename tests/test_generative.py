@@ -13,6 +13,7 @@ from helpers.generative.backbone import build_backbone, id_table, load_backbone
 from helpers.generative.decoding import (METHODS, DecodingSettings, IdTrie, InvalidIdError, ItemDecoder,
                                          beam_search, exact_scores, exact_top_k, hf_beam_search)
 from helpers.generative.examples import ExampleBuilder, training_corpus
+from helpers.generative.frozen_text import is_frozen_text
 from helpers.generative.train import train_seq2seq
 from helpers.metrics import recall_at_k
 from helpers.semantic_ids.ids import SemanticIds
@@ -20,6 +21,19 @@ from helpers.semantic_ids.ids import SemanticIds
 TINY = dict(backbone="t5-config", vocabulary="corpus", d_model=32, num_layers=1, num_heads=2, d_ff=64,
             max_input_tokens=48, history_window=4, rec_targets_per_user=2, epochs=2, batch_size=32,
             lr=3.0e-3, weight_decay=0.01, bf16="auto", seeds=[0])
+#: the backbone reading frozen MiniLM token states (helpers.generative.frozen_text), same tiny sizes
+FROZEN = {**TINY, "backbone": "minilm-frozen", "text_encoder": "minilm", "encoder_layers": 1}
+BACKBONES = ("t5-config", "minilm-frozen")
+#: one in-memory store of frozen states for the whole module: MiniLM loads once, each text runs once
+_STATES: dict = {}
+
+
+def frozen_states():
+    from helpers.generative.text_states import TextStates
+
+    if "store" not in _STATES:
+        _STATES["store"] = TextStates("minilm")
+    return _STATES["store"]
 
 
 @pytest.fixture(autouse=True)
@@ -53,7 +67,11 @@ def tiny_model(ds, ids, seed: int = 0, **overrides):
     from transformers import set_seed
 
     set_seed(seed)
-    return build_backbone({**TINY, **overrides}, ids, training_corpus(ds))
+    base = FROZEN if overrides.get("backbone") == "minilm-frozen" else TINY
+    model, tokenizer = build_backbone({**base, **overrides}, ids, training_corpus(ds))
+    if is_frozen_text(model):
+        model.attach_text_states(frozen_states())
+    return model, tokenizer
 
 
 def overfit_examples(examples: pd.DataFrame, per_task: int = 4, copies: int = 16) -> pd.DataFrame:
@@ -118,11 +136,12 @@ def test_separate_scheme_prompts_and_targets_use_their_task_tokens(synthetic_dat
 
 
 # ---- decoders on an untrained tiny model ---------------------------------------------------------------
-@pytest.fixture
-def toy(synthetic_dataset):
+@pytest.fixture(params=BACKBONES)
+def toy(synthetic_dataset, request):
+    """An untrained tiny model of each backbone: every decoder test runs on both."""
     ds = synthetic_dataset
     ids = shared_ids(ds.n_items, collide=True)
-    model, tokenizer = tiny_model(ds, ids)
+    model, tokenizer = tiny_model(ds, ids, backbone=request.param)
     examples = ExampleBuilder(ds, ids, tokenizer, TINY).build("test")
     prompts = list(examples["input_ids"].iloc[::23])[:6]
     return ds, ids, model.eval(), tokenizer, prompts
@@ -337,11 +356,89 @@ def test_corpus_vocabulary_is_smaller_and_tokenizes_unseen_words(synthetic_datas
     assert small.unk_token not in pieces and "".join(p.removeprefix("##") for p in pieces[2:]) == unseen
 
 
+# ---- the minilm-frozen backbone -----------------------------------------------------------------------
+def test_frozen_text_tokenizer_reads_words_as_minilm_does(synthetic_dataset):
+    from transformers import AutoTokenizer
+
+    from helpers.generative.text_states import encoder_path
+
+    ds, ids = synthetic_dataset, shared_ids(synthetic_dataset.n_items, collide=True)
+    model, tokenizer = tiny_model(ds, ids, backbone="minilm-frozen")
+    minilm = AutoTokenizer.from_pretrained(str(encoder_path("minilm")))
+    text_ids = model.encoder.embed_tokens.text_token_ids.numpy()
+    texts = ["search: Amélie, a whimsical café romance (2001)!", "naïve 東京 crème brûlée", "recommend:"]
+    for text in texts + ds.queries["text"].head(20).tolist():  # a word piece maps back to MiniLM's own id
+        assert text_ids[tokenizer(text)["input_ids"]].tolist() == minilm(text)["input_ids"]
+    # the decoder emits only the five BERT specials and the ID tokens; ID tokens are not words
+    table = np.concatenate([id_table(tokenizer, ids, task) for task in ("search", "rec")])
+    assert model.lm_head.out_features == model.config.vocab_size == 5 + len(ids.vocabulary)
+    assert table.max() < model.config.vocab_size and (text_ids[table] == -1).all()
+    assert tokenizer.tokenize("<a_1><b_2> crime") == ["<a_1>", "<b_2>", "crime"]
+
+
+def test_frozen_states_are_computed_once_per_text_and_on_the_fly_for_new_ones(synthetic_dataset, tmp_path):
+    from helpers.generative.text_states import TextStates
+
+    ds, ids = synthetic_dataset, shared_ids(synthetic_dataset.n_items, collide=True)
+    model, tokenizer = tiny_model(ds, ids, backbone="minilm-frozen")
+    store = TextStates("minilm")
+    model.attach_text_states(store)
+    builder = ExampleBuilder(ds, ids, tokenizer, FROZEN)
+    decoder = ItemDecoder(model.eval(), tokenizer, ids, DecodingSettings(method="trie_beam", num_beams=8))
+    queries = builder.search_inputs(["space pirates in a haunted lighthouse", "a quiet film about bees"])
+    first = decoder.rank("search", queries, 5)
+    assert store.computed == 2 and all(0 <= i < ids.n_items for r in first for i in r)
+    assert decoder.rank("search", queries, 5) == first and store.computed == 2 and store.hits >= 2
+    users = [builder.rec_input(h) for h in ds.histories(("train",))[:5]]
+    decoder.rank("rec", users, 5)
+    assert store.computed == 3  # every recommendation prompt shares one text: [CLS] recommend : [SEP]
+    # the states of a word depend on its context: the same piece reads differently in two texts
+    crime = tokenizer.convert_tokens_to_ids("crime")
+    a, b = builder.search_inputs(["crime", "a funny crime caper"])
+    with torch.no_grad():
+        embedded = model.get_encoder().embed_tokens(torch.tensor([a + [0] * (len(b) - len(a)), b]))
+    assert not torch.allclose(embedded[0, a.index(crime)], embedded[1, b.index(crime)])
+    # saved as an artifact and read back (memory-mapped): the same states, nothing recomputed
+    store.save(tmp_path)
+    reread = TextStates("minilm", tmp_path)
+    assert len(reread) == len(store) == 5  # two queries, the rec text, two texts holding "crime"
+    for prompt in queries:
+        key = model.encoder.embed_tokens.text_token_ids.numpy()[prompt]
+        np.testing.assert_array_equal(reread.get([key])[0], store.get([key])[0])
+    assert reread.computed == 0
+
+
+def test_frozen_model_trains_saves_reloads_and_ranks_identically(synthetic_dataset, tmp_path):
+    from helpers.generative.stage import check_predictions
+
+    ds, ids = synthetic_dataset, shared_ids(synthetic_dataset.n_items, collide=True)
+    model, tokenizer = tiny_model(ds, ids, backbone="minilm-frozen")
+    builder = ExampleBuilder(ds, ids, tokenizer, FROZEN)
+    untrained = {k: v.clone() for k, v in model.state_dict().items()}
+    card = train_seq2seq(model, tokenizer, builder.build("train"), builder.build("valid"), {**FROZEN, "epochs": 1}, 0,
+                         tmp_path / "ckpt")
+    assert card["steps"] > 0 and card["final_valid_loss"] is not None
+    assert not torch.equal(untrained["encoder.embed_tokens.proj.weight"], model.encoder.embed_tokens.proj.weight)
+    model.eval().save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    reloaded, reloaded_tokenizer = load_backbone(tmp_path / "model", text_states=model.text_states)
+    assert reloaded.text_states is model.text_states
+    test = builder.build("test")
+    sample = pd.concat([rows.head(8) for _, rows in test.groupby("task")], ignore_index=True)
+    settings = DecodingSettings(num_beams=8, num_groups=4)
+    for method in METHODS:
+        before = ItemDecoder(model, tokenizer, ids, settings).rank_examples(sample, 5, method)
+        after = ItemDecoder(reloaded, reloaded_tokenizer, ids, settings).rank_examples(sample, 5, method)
+        pd.testing.assert_frame_equal(before, after)
+        check_predictions(before, ids.n_items, 5)
+
+
 # ---- training ------------------------------------------------------------------------------------------
-def test_model_overfits_a_handful_of_examples(synthetic_dataset, tmp_path):
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_model_overfits_a_handful_of_examples(synthetic_dataset, tmp_path, backbone):
     """Learning works end to end: a handful of prompts is memorised to 100% recall@1."""
     ds, ids = synthetic_dataset, shared_ids(synthetic_dataset.n_items)
-    model, tokenizer = tiny_model(ds, ids, d_model=64, d_ff=128)
+    model, tokenizer = tiny_model(ds, ids, d_model=64, d_ff=128, backbone=backbone)
     repeated, handful = overfit_examples(ExampleBuilder(ds, ids, tokenizer, TINY).build("train"), copies=32)
     settings = {**TINY, "epochs": 20, "batch_size": 16, "lr": 1e-2}
     card = train_seq2seq(model, tokenizer, repeated, None, settings, 0, tmp_path / "ckpt")
@@ -353,11 +450,12 @@ def test_model_overfits_a_handful_of_examples(synthetic_dataset, tmp_path):
         assert recall_at_k(list(predictions["ranked"]), predictions["target"].to_numpy(), 1) == 1.0
 
 
-def test_same_seed_gives_the_same_model(synthetic_dataset, tmp_path):
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_same_seed_gives_the_same_model(synthetic_dataset, tmp_path, backbone):
     ds, ids = synthetic_dataset, shared_ids(synthetic_dataset.n_items)
     weights = []
     for run, seed in enumerate((3, 3, 4)):
-        model, tokenizer = tiny_model(ds, ids, seed=seed)
+        model, tokenizer = tiny_model(ds, ids, seed=seed, backbone=backbone)
         examples = ExampleBuilder(ds, ids, tokenizer, TINY).build("train")
         train_seq2seq(model, tokenizer, examples, None, {**TINY, "epochs": 1}, seed, tmp_path / f"run{run}")
         weights.append({k: v.clone() for k, v in model.state_dict().items()})
@@ -369,7 +467,9 @@ def test_saved_model_reloads_and_decodes_identically(toy, tmp_path):
     ds, ids, model, tokenizer, prompts = toy
     model.save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
-    reloaded, reloaded_tokenizer = load_backbone(tmp_path)
+    # a minilm-frozen model reads the same frozen states (the stage attaches the built artifact)
+    reloaded, reloaded_tokenizer = load_backbone(tmp_path, text_states=getattr(model, "text_states", None))
+    assert type(reloaded) is type(model)
     settings = DecodingSettings(num_beams=8, num_groups=4)
     for method in ("diverse_beam", "exact"):
         before = ItemDecoder(model, tokenizer, ids, settings).rank("rec", prompts, 5, method=method)
@@ -465,6 +565,76 @@ def test_decoder_comparison_is_cached_per_model_settings_and_sample(stage_cfg):
     exact = {**cfg, "decoding": {**cfg["decoding"], "method": "exact"}}
     assert key(exact) == folder
     assert stage.decoder_comparison_dir(cfg, "multitask", 1, per_task=6, inputs=inputs) != folder
+
+
+def test_model_keys_cover_only_the_backbone_s_own_keys(stage_cfg):
+    from helpers.generative import stage
+
+    cfg, _, inputs = stage_cfg
+    folder = stage.model_dir(cfg, "multitask", 0, inputs)
+
+    def with_(**gen):
+        return stage.model_dir({**cfg, "generative": {**cfg["generative"], **gen}}, "multitask", 0, inputs)
+
+    # the minilm-frozen keys do not enter a t5-config model's key: no cached t5-config model retrains
+    without = {k: v for k, v in cfg["generative"].items() if k not in ("text_encoder", "encoder_layers")}
+    assert stage.model_dir({**cfg, "generative": without}, "multitask", 0, inputs) == folder
+    assert with_(text_encoder="mpnet") == folder and with_(encoder_layers=3) == folder
+    assert with_(d_model=64) != folder
+    frozen = with_(backbone="minilm-frozen")
+    assert frozen != folder and with_(backbone="minilm-frozen", vocabulary="full") == frozen
+    assert with_(backbone="minilm-frozen", encoder_layers=2) != frozen
+    assert with_(backbone="minilm-frozen", d_model=64) != frozen
+
+
+@pytest.fixture
+def frozen_stage(synthetic_dataset):
+    """The smoke profile with a tiny minilm-frozen model; two constructions on one synthetic dataset."""
+    from helpers.config import load_profile
+    from helpers.generative.stage import ModelInputs
+
+    n = synthetic_dataset.n_items
+    inputs = {"multitask": ModelInputs(synthetic_dataset, shared_ids(n, collide=True),
+                                       {"semantic_ids": "toy", "data": "synthetic"}),
+              "search": ModelInputs(synthetic_dataset, shared_ids(n), {"semantic_ids": "toy_plain", "data": "synthetic"})}
+    cfg = load_profile("smoke", {"generative": dict(FROZEN),
+                                 "decoding": {"method": "trie_beam", "num_beams": 12, "num_groups": 6}})
+    return cfg, inputs
+
+
+def test_frozen_text_states_are_built_once_and_shared_by_constructions(frozen_stage, synthetic_dataset, monkeypatch):
+    from helpers import artifacts
+    from helpers.generative import stage, text_states
+
+    cfg, inputs = frozen_stage
+    states_folder = stage.text_states_dir(cfg, inputs["multitask"])
+    assert stage.text_states_dir(cfg, inputs["search"]) == states_folder  # one per dataset, not per construction
+    assert stage.load_text_states(cfg, inputs["multitask"]) is None
+    folder = stage.train_model(cfg, "multitask", 0, inputs=inputs["multitask"])
+    built = artifacts.read_manifest(states_folder)
+    assert built["texts_by_kind"] == {"search": synthetic_dataset.queries["text"].nunique(), "rec": 1}
+    assert artifacts.read_manifest(folder)["text_states"] == str(states_folder)
+    assert (folder / "model.safetensors").stat().st_size < 2**20  # trainable weights only, no MiniLM inside
+
+    def refuse(self, sequences, batch_size=0):
+        raise AssertionError(f"the frozen encoder ran again, on {len(sequences)} texts")
+
+    # from here on the frozen encoder must not run: another construction trains and decodes from the cache
+    monkeypatch.setattr(text_states.FrozenTextEncoder, "encode", refuse)
+    stage.train_model(cfg, "search", 0, inputs=inputs["search"])
+    predictions = stage.predict(cfg, "search", 0, "test", inputs=inputs["search"])
+    stage.check_predictions(predictions, synthetic_dataset.n_items, cfg["evaluation"]["k"])
+    assert artifacts.read_manifest(states_folder)["created"] == built["created"]
+    trained = stage.load_model(cfg, "search", 0, inputs["search"])
+    assert trained.model.text_states.folder == states_folder and trained.model.text_states.computed == 0
+    monkeypatch.undo()
+    # a query typed later (the explorer): its states are computed on the fly; every item is real
+    ids = inputs["search"].semantic_ids
+    builder = ExampleBuilder(synthetic_dataset, ids, trained.tokenizer, cfg["generative"])
+    decoder = ItemDecoder(trained.model, trained.tokenizer, ids, DecodingSettings.from_cfg(cfg["decoding"]))
+    ranked = decoder.rank("search", builder.search_inputs(["a query nobody wrote before"]), 5)[0]
+    assert trained.model.text_states.computed == 1
+    assert 0 < len(ranked) <= 5 and all(0 <= i < ids.n_items for i in ranked)
 
 
 def test_stage_refuses_unknown_construction_seed_and_split(stage_cfg):

@@ -15,6 +15,16 @@ summed over users and made symmetric. Each item's partners are ranked by count, 
 taken round by round (every item's strongest partner first, then every item's second, ...) so
 that the co-occurrence signal covers the catalogue instead of only its most popular corner.
 
+Loss and precision (``embeddings.<space>.loss``, ``mini_batch_size``, ``bf16``): ``mnrl`` is
+``MultipleNegativesRankingLoss``, which embeds the whole batch in one forward pass, so its
+activations grow with ``batch_size``; ``cached_mnrl`` is ``CachedMultipleNegativesRankingLoss``
+(GradCache, Gao et al. 2021): the same loss and the same gradients over the same
+``batch_size`` in-batch negatives, computed by embedding ``mini_batch_size`` texts at a time
+(first without gradients, then again with the cached gradients of the loss with respect to the
+embeddings), so memory follows ``mini_batch_size`` instead. ``bf16: auto`` trains in bf16 mixed
+precision on a GPU that supports it and in fp32 otherwise (bf16 on this project's CPU is far
+slower than fp32, docs/facts.md).
+
 Only ``train`` queries and ``train`` interactions are ever used here.
 """
 from __future__ import annotations
@@ -27,8 +37,51 @@ import numpy as np
 import pandas as pd
 
 from ..data.dataset import Dataset
+from ..errors import ProfileError
 
 log = logging.getLogger(__name__)
+
+#: ``embeddings.<space>.loss`` -> the sentence-transformers loss class it names.
+LOSSES = {"mnrl": "MultipleNegativesRankingLoss", "cached_mnrl": "CachedMultipleNegativesRankingLoss"}
+
+
+def check_training_params(params: dict, where: str = "embeddings.<search|multitask>") -> None:
+    """Refuse an unknown ``loss``, a ``mini_batch_size`` below 1 or a ``bf16`` other than auto/true/false."""
+    loss = params.get("loss", "mnrl")
+    if loss not in LOSSES:
+        raise ProfileError(f"{where}.loss must be one of {', '.join(LOSSES)}, got {loss!r}.")
+    mini = params.get("mini_batch_size", 32)
+    if isinstance(mini, bool) or not isinstance(mini, int) or mini < 1:
+        raise ProfileError(f"{where}.mini_batch_size must be an integer >= 1, got {mini!r}.")
+    bf16 = params.get("bf16", "auto")
+    if bf16 != "auto" and not isinstance(bf16, bool):
+        raise ProfileError(f"{where}.bf16 must be auto, true or false, got {bf16!r}.")
+
+
+def resolve_bf16(setting="auto", where: str = "embeddings.<search|multitask>") -> bool:
+    """Whether to train in bf16: ``auto`` only on a GPU that supports it (fp32 on CPU, where bf16
+    is far slower); ``true`` / ``false`` as given (true without such a GPU warns)."""
+    import torch
+
+    gpu_bf16 = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if setting == "auto":
+        return gpu_bf16
+    if not isinstance(setting, bool):
+        raise ProfileError(f"{where}.bf16 must be auto, true or false, got {setting!r}.")
+    if setting and not gpu_bf16:
+        log.warning("%s.bf16 is true without a bf16-capable GPU: expect training to be very slow.", where)
+    return setting
+
+
+def make_loss(model, params: dict):
+    """The contrastive loss ``params["loss"]`` names (``mnrl`` | ``cached_mnrl``) over ``model``."""
+    from sentence_transformers.sentence_transformer.losses import (CachedMultipleNegativesRankingLoss,
+                                                                   MultipleNegativesRankingLoss)
+
+    check_training_params(params)
+    if params.get("loss", "mnrl") == "cached_mnrl":
+        return CachedMultipleNegativesRankingLoss(model, mini_batch_size=int(params.get("mini_batch_size", 32)))
+    return MultipleNegativesRankingLoss(model)
 
 
 def _round_robin(frame: pd.DataFrame, rank: str, max_pairs: int | None, seed: int) -> pd.DataFrame:
@@ -109,7 +162,7 @@ def cooccurrence_pairs(dataset: Dataset, window: int = 1, max_pairs: int | None 
 
 
 def fine_tune(model, pair_sets: dict[str, pd.DataFrame], params: dict, seed: int = 0) -> dict:
-    """Fine-tune ``model`` in place with one MultipleNegativesRankingLoss per pair set.
+    """Fine-tune ``model`` in place with one in-batch-negatives loss (``params["loss"]``) per pair set.
 
     Uses ``SentenceTransformerTrainer`` with ``BatchSamplers.NO_DUPLICATES`` (an item text never
     appears twice in a batch, where it would be a false in-batch negative) and, for several pair
@@ -118,8 +171,10 @@ def fine_tune(model, pair_sets: dict[str, pd.DataFrame], params: dict, seed: int
     Args:
         model: a SentenceTransformer (e.g. from ``models.load_sentence_model``).
         pair_sets: task name -> DataFrame with ``anchor`` and ``positive`` text columns.
-        params: ``epochs``, ``batch_size``, ``lr``, optional ``warmup`` (fraction of steps) and
-            ``sampler`` (``proportional`` | ``round_robin``).
+        params: ``epochs``, ``batch_size``, ``lr``, optional ``warmup`` (fraction of steps),
+            ``sampler`` (``proportional`` | ``round_robin``), ``loss`` (``mnrl``, the default |
+            ``cached_mnrl``), ``mini_batch_size`` (cached_mnrl: texts per forward pass, default 32)
+            and ``bf16`` (``auto``, the default: bf16 on a GPU that supports it | true | false).
         seed: trainer seed (data order, dropout).
 
     Returns:
@@ -129,7 +184,6 @@ def fine_tune(model, pair_sets: dict[str, pd.DataFrame], params: dict, seed: int
     from datasets import Dataset as HFDataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers, MultiDatasetBatchSamplers
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     from transformers.trainer_callback import PrinterCallback
 
     empty = [name for name, pairs in pair_sets.items() if len(pairs) < 2]
@@ -138,7 +192,8 @@ def fine_tune(model, pair_sets: dict[str, pd.DataFrame], params: dict, seed: int
     hf_sets = {name: HFDataset.from_dict({"anchor": pairs["anchor"].tolist(),
                                           "positive": pairs["positive"].tolist()})
                for name, pairs in pair_sets.items()}
-    losses = {name: MultipleNegativesRankingLoss(model) for name in hf_sets}
+    losses = {name: make_loss(model, params) for name in hf_sets}
+    bf16 = resolve_bf16(params.get("bf16", "auto"))
     single = len(hf_sets) == 1
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="sid-biencoder-") as out:
@@ -150,6 +205,7 @@ def fine_tune(model, pair_sets: dict[str, pd.DataFrame], params: dict, seed: int
             warmup_steps=float(params.get("warmup", 0.1)),
             seed=int(seed),
             data_seed=int(seed),
+            bf16=bf16,
             batch_sampler=BatchSamplers.NO_DUPLICATES,
             multi_dataset_batch_sampler=MultiDatasetBatchSamplers(params.get("sampler", "proportional")),
             save_strategy="no",
@@ -178,7 +234,10 @@ def fine_tune(model, pair_sets: dict[str, pd.DataFrame], params: dict, seed: int
         "batch_size": params["batch_size"],
         "lr": params["lr"],
         "sampler": None if single else params.get("sampler", "proportional"),
-        "loss": "MultipleNegativesRankingLoss" + ("" if single else " per task (summed over batches)"),
+        "loss": LOSSES[params.get("loss", "mnrl")] + ("" if single else " per task (summed over batches)"),
+        "mini_batch_size": (int(params.get("mini_batch_size", 32))
+                            if params.get("loss", "mnrl") == "cached_mnrl" else None),
+        "bf16": bool(bf16),
         "steps": int(output.global_step),
         "train_loss": round(float(output.training_loss), 4),
         "step_losses": step_losses,

@@ -79,16 +79,39 @@ def random_hits(targets: Sequence[int] | np.ndarray, n_items: int, k: int, seed:
     return (rng.random(len(targets)) < random_expected_recall(n_items, k)).astype(np.float64)
 
 
+#: Ties in the lexical baseline are broken by adding ``uniform[0, 1) * LEXICAL_TIE_NOISE`` to every
+#: item's score; far below any real gap between two TF-IDF cosines.
+LEXICAL_TIE_NOISE = 1e-9
+#: Scores further apart than this are ordered whatever the tie-break noise (10x the noise's range).
+_LEXICAL_MARGIN = 1e-8
+#: Error bound of a cosine summed in another order than the sparse product's (unit vectors: ~1e-16).
+_SUM_ORDER_SLACK = 1e-12
+
+
 def lexical_search_hits(train_texts: Sequence[str], train_items: Sequence[int], test_texts: Sequence[str],
                         test_items: Sequence[int], n_items: int, k: int, seed: int = 0,
-                        chunk: int = 1024) -> np.ndarray:
+                        chunk: int = 1024, max_entries: int = 1 << 24) -> np.ndarray:
     """Per test query, whether its item is among the K items whose train queries match it best.
 
     An item's score is the highest TF-IDF cosine (scikit-learn, word unigrams) between the test
-    query and any of the item's train queries; items without train queries score -1. Ties (the
-    same best train query text for many items is common) are broken at random with ``seed``, so
-    a tie is not resolved in favour of low item ids. Scored ``chunk`` test queries at a time, so
-    memory stays at chunk x n_train floats.
+    query and any of the item's train queries; items whose train queries share no word with the
+    test query score 0, items without train queries -1. Ties (the same best train query text for
+    many items is common) are broken at random with ``seed``: item j of test query i gets
+    ``uniform[0, 1) * 1e-9`` from draw ``i * n_items + j`` of ``np.random.default_rng(seed)``, so a
+    tie is not resolved in favour of low item ids. A query is a hit when fewer than K items score
+    strictly higher than its item.
+
+    Sparse throughout: the test x train cosines are a sparse product (only pairs that share a
+    word), at most ``chunk`` test queries and about ``max_entries`` nonzero cosines at a time, and
+    no row is ever widened to ``n_train`` columns. Most queries are decided from the cosines at
+    least as high as their item's (less 1e-8): an item more than 1e-8 above the target outranks it
+    whatever the noise, one more than 1e-8 below never does. Only a query whose hit depends on the
+    noise (its item ties with others around rank K, or shares no word with its own train queries,
+    so ties with every item scoring 0) draws noise, jumping the generator to that query's draws
+    (``PCG64.advance``). The hits therefore equal those of scoring every item densely with
+    ``scores += rng.random((n_test, n_items)) * 1e-9`` (``tests/test_lexical.py`` checks this
+    against the dense implementation this one replaced; ``benchmarks/README_embeddings.md`` has
+    the timings).
     """
     from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -97,19 +120,120 @@ def lexical_search_hits(train_texts: Sequence[str], train_items: Sequence[int], 
     if len(train_texts) == 0:
         raise ValueError("The lexical baseline needs train queries; the dataset has none.")
     vectorizer = TfidfVectorizer(token_pattern=r"[a-z0-9'-]+").fit(train_texts)
-    train_matrix = vectorizer.transform(train_texts).T.tocsr()
-    order = np.argsort(train_items, kind="stable")  # group each item's train queries together
-    grouped_items, starts = np.unique(train_items[order], return_index=True)
-    rng = np.random.default_rng(seed)
+    train_rows = vectorizer.transform(train_texts).tocsr()  # n_train x vocabulary
+    train_matrix = train_rows.T.tocsr()  # vocabulary x n_train
+    test_matrix = vectorizer.transform(list(test_texts)).tocsr()
+    catalogue = _TrainQueries(train_rows, train_items, n_items)
+    noise = _TieNoise(seed, n_items)
     hits = np.zeros(len(test_items), dtype=np.float64)
-    for lo in range(0, len(test_items), chunk):
-        sims = (vectorizer.transform(test_texts[lo:lo + chunk]) @ train_matrix).toarray()[:, order]
-        scores = np.full((sims.shape[0], n_items), -1.0)
-        scores[:, grouped_items] = np.maximum.reduceat(sims, starts, axis=1)
-        scores += rng.random(scores.shape) * 1e-9  # random tie-break, far below any real score gap
-        targets = test_items[lo:lo + chunk]
-        better = (scores > scores[np.arange(len(targets)), targets][:, None]).sum(axis=1)
-        hits[lo:lo + chunk] = (better < k).astype(np.float64)
+    # a row of the product has at most min(sum of its words' train frequencies, n_train) entries
+    words = test_matrix.copy()
+    words.data[:] = 1.0
+    row_bound = np.minimum(words @ np.diff(train_matrix.indptr).astype(np.float64), len(train_items))
+    for lo, hi in _row_blocks(row_bound, chunk, max_entries):
+        queries = test_matrix[lo:hi]
+        hits[lo:hi] = _lexical_block(queries, queries @ train_matrix, lo, test_items[lo:hi], catalogue, k, noise)
+    return hits
+
+
+def _row_blocks(row_bound: np.ndarray, chunk: int, max_entries: int):
+    """Consecutive (lo, hi) row ranges of at most ``chunk`` rows and about ``max_entries`` entries."""
+    lo, n = 0, len(row_bound)
+    ends = np.cumsum(row_bound)
+    while lo < n:
+        before = ends[lo - 1] if lo else 0.0
+        hi = int(np.searchsorted(ends, before + max_entries, side="right"))
+        hi = min(max(hi, lo + 1), lo + max(int(chunk), 1), n)
+        yield lo, hi
+        lo = hi
+
+
+class _TrainQueries:
+    """The train queries grouped by item: which rows of ``rows`` belong to each item."""
+
+    def __init__(self, rows, items: np.ndarray, n_items: int):
+        self.rows, self.items, self.n_items = rows, items, n_items
+        self.order = np.argsort(items, kind="stable")
+        self.count = np.bincount(items, minlength=n_items)
+        self.start = np.cumsum(self.count) - self.count
+        #: an item's score before its nonzero cosines: 0 with train queries, -1 without
+        self.floor = np.where(self.count > 0, 0.0, -1.0)
+
+    def own_scores(self, queries, targets: np.ndarray) -> np.ndarray:
+        """Each query's cosine to its target item, summed in another order than the sparse
+        product's (within ``_SUM_ORDER_SLACK`` of it); the floor for items without a match."""
+        counts = self.count[targets]
+        pair_rows = np.repeat(np.arange(len(targets)), counts)
+        first = self.start[targets] - (np.cumsum(counts) - counts)
+        pair_queries = self.order[np.repeat(first, counts) + np.arange(counts.sum())]
+        dots = np.asarray(queries[pair_rows].multiply(self.rows[pair_queries]).sum(axis=1)).ravel()
+        scores = self.floor[targets].copy()
+        np.maximum.at(scores, pair_rows, dots)
+        return scores
+
+
+class _TieNoise:
+    """Draws ``i * n_items + j`` .. of ``default_rng(seed).random``, in increasing order, by jumping ahead."""
+
+    def __init__(self, seed: int, n_items: int):
+        self.rng = np.random.default_rng(seed)
+        self.n_items = n_items
+        self.position = 0
+
+    def draw(self, row: int, first: int, stop: int) -> np.ndarray:
+        """The noise of items ``first .. stop - 1`` of test query ``row`` (rows asked in increasing order)."""
+        start = int(row) * self.n_items + int(first)  # advance() refuses numpy integers
+        if start < self.position:
+            raise ValueError("tie-break noise must be drawn in increasing order")
+        self.rng.bit_generator.advance(start - self.position)
+        self.position = start + int(stop - first)
+        return self.rng.random(int(stop - first)) * LEXICAL_TIE_NOISE
+
+
+def _lexical_block(queries, cosines, offset: int, targets: np.ndarray, catalogue: _TrainQueries, k: int,
+                   noise: _TieNoise) -> np.ndarray:
+    """Hits of test queries ``offset ..`` from their sparse cosines to the train queries."""
+    cosines = cosines.tocsr()
+    rows, n_items, floor = cosines.shape[0], catalogue.n_items, catalogue.floor
+    indptr, indices, data = cosines.indptr, cosines.indices, cosines.data
+    estimate = catalogue.own_scores(queries, targets)
+    # a query whose item scores (about) 0 or -1 ties with whole groups of items: scored densely below
+    dense = estimate <= 2 * _LEXICAL_MARGIN
+    lowest = np.where(dense, np.inf, estimate - _SUM_ORDER_SLACK - _LEXICAL_MARGIN)
+    kept = np.flatnonzero(data >= np.repeat(lowest, np.diff(indptr)))
+    kept_rows = np.searchsorted(indptr, kept, side="right") - 1
+    kept_items, kept_scores = catalogue.items[indices[kept]], data[kept]
+    own = kept_items == targets[kept_rows]
+    target_score = floor[targets].copy()  # exact: the target's best cosine is among the kept ones
+    np.maximum.at(target_score, kept_rows[own], kept_scores[own])
+    near = ~own & (kept_scores >= (target_score - _LEXICAL_MARGIN)[kept_rows])
+    kept_rows, kept_items, kept_scores = kept_rows[near], kept_items[near], kept_scores[near]
+    # each (query, item)'s best cosine among the kept ones: for a kept item, its score
+    keys, inverse = np.unique(kept_rows * n_items + kept_items, return_inverse=True)
+    best = np.full(len(keys), -np.inf)
+    np.maximum.at(best, inverse, kept_scores)
+    key_rows, key_items = keys // n_items, keys % n_items
+    above = best > (target_score + _LEXICAL_MARGIN)[key_rows]
+    surely_better = np.bincount(key_rows[above], minlength=rows)
+    close = np.bincount(key_rows[~above], minlength=rows)  # within 1e-8 of the target: the noise decides
+    hits = (surely_better + close < k).astype(np.float64)
+    undecided = (surely_better < k) & (surely_better + close >= k) & ~dense
+    key_starts = np.searchsorted(key_rows, np.arange(rows + 1))  # keys are sorted by row
+    for r in np.flatnonzero(undecided | dense):
+        target = targets[r]
+        if dense[r]:
+            scores = floor.copy()
+            np.maximum.at(scores, catalogue.items[indices[indptr[r]:indptr[r + 1]]], data[indptr[r]:indptr[r + 1]])
+            scores += noise.draw(offset + r, 0, n_items)
+            hits[r] = float((scores > scores[target]).sum() < k)
+            continue
+        mine = np.arange(key_starts[r], key_starts[r + 1])
+        tied = mine[~above[mine]]
+        items = key_items[tied]
+        first, stop = min(items.min(), target), max(items.max(), target) + 1
+        drawn = noise.draw(offset + r, first, stop)
+        better = surely_better[r] + int(((best[tied] + drawn[items - first]) > target_score[r] + drawn[target - first]).sum())
+        hits[r] = float(better < k)
     return hits
 
 

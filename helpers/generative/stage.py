@@ -25,6 +25,13 @@ Predictions (``data/runs/<profile>/predictions/<construction>-seed<seed>-<split>
 ``manifest.json``
     decoding method and parameters, decoding seconds, queries per second, counts per task.
 
+Text states (``data/runs/<profile>/text_states/<hash>/``), only for ``backbone: minilm-frozen``:
+the frozen encoder's token states of every prompt text of the dataset, built once by the first
+model that needs them and read by every other construction and seed
+(:mod:`helpers.generative.text_states` documents the files). A ``minilm-frozen`` model folder holds
+only the trainable weights; ``load_model`` attaches these states, and the frozen encoder runs on
+the fly only for a text they do not hold (a typed query).
+
 Decoder comparison (``data/runs/<profile>/decoder_comparison/<construction>-seed<seed>/<hash>/``),
 written by ``compare_decoders``:
 
@@ -37,7 +44,7 @@ written by ``compare_decoders``:
     the model folder, decoding settings, methods, sample size and seed, repeats, prompts per task.
 
 The model's cache key covers the ``generative`` section (except ``seeds``: adding a seed does not
-retrain the others; and the ``t5-config`` sizes when another backbone is used), the seed, and the upstream Semantic-ID and dataset folders; the
+retrain the others; and the keys of the other backbones, ``backbone.unused_keys``), the seed, and the upstream Semantic-ID and dataset folders; the
 predictions' key covers the model folder, the decoding parameters the method uses, ``k`` and
 the split.
 """
@@ -60,7 +67,7 @@ from ..errors import InvalidIdError, ProfileError
 from ..metrics import recall_at_k
 from ..registry import check_construction, construction_names as constructions
 from ..semantic_ids.ids import SemanticIds
-from .backbone import T5_CONFIG, build_backbone, describe, load_backbone
+from .backbone import FROZEN_TEXT, T5_CONFIG, build_backbone, describe, load_backbone, unused_keys
 from .decoding import METHODS, DecodingSettings, ItemDecoder
 from .examples import SPLITS, ExampleBuilder, training_corpus
 from .train import peak_rss_mib, train_seq2seq
@@ -132,8 +139,41 @@ def resolve_inputs(cfg: dict, construction: str, inputs: ModelInputs | None = No
     return inputs if inputs is not None else ModelInputs.load(cfg, construction)
 
 
-#: ``generative`` parameters that shape only a ``t5-config`` backbone (not part of other backbones' keys).
+#: ``generative`` parameters that shape only a ``t5-config`` backbone (``backbone.unused_keys`` says, per backbone).
 T5_CONFIG_ONLY = ("vocabulary", "d_model", "num_layers", "num_heads", "d_ff", "dropout")
+
+
+# ---- frozen text states (minilm-frozen) -----------------------------------------------------------
+def _data_name(cfg: dict, inputs: ModelInputs | None) -> str:
+    from ..data.stage import dataset_dir
+
+    return str(inputs.upstream["data"]) if inputs is not None else dataset_dir(cfg).name
+
+
+def text_states_dir(cfg: dict, inputs: ModelInputs | None = None) -> Path:
+    """The folder of the frozen text states of the profile's dataset (or of ``inputs``' dataset)."""
+    from .text_states import text_states_dir as states_dir
+
+    return states_dir(cfg, _data_name(cfg, inputs))
+
+
+def build_text_states(cfg: dict, inputs: ModelInputs | None = None, force: bool = False):
+    """Compute (or find cached) the frozen states of every prompt text; a ``TextStates`` store.
+
+    Shared by every construction and seed: ``inputs`` only names the dataset (default: the profile's).
+    """
+    from ..data.stage import load_dataset
+    from .text_states import build_text_states as build
+
+    dataset = inputs.dataset if inputs is not None else load_dataset(cfg)
+    return build(cfg, dataset, _data_name(cfg, inputs), force=force)
+
+
+def load_text_states(cfg: dict, inputs: ModelInputs | None = None):
+    """The built text states of the profile's (or ``inputs``') dataset, or None if not built."""
+    from .text_states import load_text_states as load
+
+    return load(cfg, _data_name(cfg, inputs))
 
 
 # ---- models --------------------------------------------------------------------------------------
@@ -141,7 +181,7 @@ def model_dir(cfg: dict, construction: str, seed: int, inputs: ModelInputs | Non
     """The folder of the model for (construction, seed) under this profile."""
     _check(cfg, construction, seed)
     gen = cfg["generative"]
-    unused = {"seeds"} | (set() if gen["backbone"] == T5_CONFIG else set(T5_CONFIG_ONLY))
+    unused = {"seeds"} | unused_keys(gen)
     params = {k: v for k, v in gen.items() if k not in unused}
     key = {"generative": params, "seed": int(seed), **_upstream(cfg, construction, inputs), "schema": SCHEMA}
     return artifacts.stage_dir(cfg, "generative", key, name=f"{construction}-seed{int(seed)}")
@@ -165,6 +205,10 @@ def train_model(cfg: dict, construction: str, seed: int, force: bool = False, pr
     ds, ids = inputs.dataset, inputs.semantic_ids
     set_seed(int(seed))  # the randomly initialised t5-config weights depend on it
     model, tokenizer = build_backbone(gen, ids, training_corpus(ds))
+    states = None
+    if gen["backbone"] == FROZEN_TEXT:  # one pass of the frozen encoder, shared by every model
+        states = build_text_states(cfg, inputs)
+        model.attach_text_states(states)
     builder = ExampleBuilder(ds, ids, tokenizer, gen)
     train_examples, valid_examples = builder.build("train"), builder.build("valid")
     checkpoints = folder.parent / f".checkpoints-{folder.name}"
@@ -173,6 +217,8 @@ def train_model(cfg: dict, construction: str, seed: int, force: bool = False, pr
     manifest = {"stage": "generative", "profile": cfg["name"], "construction": construction, "seed": int(seed),
                 "scheme": ids.scheme, "generative": gen, "upstream": dict(inputs.upstream),
                 "backbone": describe(model, tokenizer)}
+    if states is not None:
+        manifest["text_states"] = str(text_states_dir(cfg, inputs))
     with artifacts.atomic_dir(folder, manifest) as tmp:
         card = train_seq2seq(model, tokenizer, train_examples, valid_examples, gen, int(seed), checkpoints, progress,
                              label=f"{construction} seed {int(seed)}")
@@ -191,7 +237,8 @@ def load_model(cfg: dict, construction: str, seed: int, inputs: ModelInputs | No
     """The trained model of (construction, seed), or ``MissingArtifactError`` naming notebook 04."""
     folder = artifacts.require(model_dir(cfg, construction, seed, inputs),
                                f"The generative model for {construction} (seed {seed})", PRODUCED_BY, cfg)
-    model, tokenizer = load_backbone(folder)
+    states = load_text_states(cfg, inputs) if cfg["generative"]["backbone"] == FROZEN_TEXT else None
+    model, tokenizer = load_backbone(folder, text_states=states)
     return TrainedModel(model=model.eval(), tokenizer=tokenizer, path=folder, card=read_card(folder))
 
 
