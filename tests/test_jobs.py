@@ -77,3 +77,23 @@ def test_a_job_writes_the_folder_notebook_04_loads(smoke_cfg):
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip().splitlines()[-1] == str(model_dir(smoke_cfg, "search", 0))
     assert load_model(smoke_cfg, "search", 0).path == model_dir(smoke_cfg, "search", 0)
+
+
+@pytest.mark.smoke
+def test_torchrun_trains_one_model_data_parallel_that_notebook_04_loads(smoke_cfg):
+    """Two CPU processes (gloo) train one model through the trainer's DDP; rank 0 writes it."""
+    from helpers.data.stage import build_dataset
+    from helpers.generative.stage import load_model, model_dir
+    from helpers.semantic_ids.stage import build_semantic_ids
+
+    build_dataset(smoke_cfg)
+    build_semantic_ids(smoke_cfg, "search")
+    cfg = load_profile("smoke", {"generative": {"epochs": 1}})
+    torchrun = str(PROJECT_ROOT / ".venv" / "bin" / "torchrun")
+    torchrun = torchrun if __import__("os").path.exists(torchrun) else "torchrun"
+    command = job_command("smoke", "search", 0, ["generative.epochs=1"], threads=1,
+                          launcher=f"{torchrun} --nproc_per_node=2")
+    run = subprocess.run(shlex.split(command), cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    trained = load_model(cfg, "search", 0)  # complete: notebook 04 would load it, not retrain
+    assert trained.path == model_dir(cfg, "search", 0) and trained.card["processes"] == 2

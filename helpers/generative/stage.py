@@ -50,6 +50,7 @@ the split.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -194,12 +195,29 @@ def train_model(cfg: dict, construction: str, seed: int, force: bool = False, pr
     The folder appears only once training and saving succeeded. Per-epoch trainer checkpoints go
     to a hidden sibling folder, so an interrupted run resumes where it stopped. ``inputs``: the
     dataset and Semantic IDs to train on (default: the profile's, read only when training).
+
+    Safe to call from several processes: a lock on the folder lets one build it while the others
+    wait and then return the finished folder. Under ``torchrun``/``accelerate`` every rank trains
+    (the trainer runs DDP) and only rank 0 takes the lock and writes.
     """
-    from transformers import set_seed
+    from .jobs import distributed_rank
 
     folder = model_dir(cfg, construction, seed, inputs)
     if artifacts.is_complete(folder) and not force:
         return folder
+    rank, _ = distributed_rank()
+    with artifacts.lock(folder) if rank == 0 else contextlib.nullcontext():
+        if artifacts.is_complete(folder) and not force:  # another process built it while we waited
+            return folder
+        return _train_model(cfg, construction, seed, folder, force, progress, inputs, writer=rank == 0)
+
+
+def _train_model(cfg: dict, construction: str, seed: int, folder: Path, force: bool, progress: bool,
+                 inputs: ModelInputs | None, writer: bool) -> Path:
+    from transformers import set_seed
+
+    from .jobs import distributed_rank
+
     gen = cfg["generative"]
     inputs = resolve_inputs(cfg, construction, inputs)
     ds, ids = inputs.dataset, inputs.semantic_ids
@@ -212,6 +230,11 @@ def train_model(cfg: dict, construction: str, seed: int, force: bool = False, pr
     builder = ExampleBuilder(ds, ids, tokenizer, gen)
     train_examples, valid_examples = builder.build("train"), builder.build("valid")
     checkpoints = folder.parent / f".checkpoints-{folder.name}"
+    label = f"{construction} seed {int(seed)}"
+    if not writer:  # a DDP rank other than 0: train alongside rank 0, which saves
+        train_seq2seq(model, tokenizer, train_examples, valid_examples, gen, int(seed), checkpoints, progress,
+                      label=label)
+        return folder
     if force:
         shutil.rmtree(checkpoints, ignore_errors=True)
     manifest = {"stage": "generative", "profile": cfg["name"], "construction": construction, "seed": int(seed),
@@ -221,8 +244,9 @@ def train_model(cfg: dict, construction: str, seed: int, force: bool = False, pr
         manifest["text_states"] = str(text_states_dir(cfg, inputs))
     with artifacts.atomic_dir(folder, manifest) as tmp:
         card = train_seq2seq(model, tokenizer, train_examples, valid_examples, gen, int(seed), checkpoints, progress,
-                             label=f"{construction} seed {int(seed)}")
-        card.update(construction=construction, seed=int(seed), backbone=describe(model, tokenizer))
+                             label=label)
+        card.update(construction=construction, seed=int(seed), backbone=describe(model, tokenizer),
+                    processes=distributed_rank()[1])
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         artifacts.write_json(tmp / CARD, card)

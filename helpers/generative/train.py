@@ -83,6 +83,7 @@ def training_arguments(gen_cfg: dict, output_dir: Path, seed: int, with_eval: bo
         disable_tqdm=not progress,
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
+        use_cpu=not torch.cuda.is_available(),  # without it, torchrun on CPUs trains each rank alone (no DDP)
     )
 
 
@@ -134,6 +135,7 @@ def train_seq2seq(model, tokenizer, train_examples: pd.DataFrame, valid_examples
     resume = get_last_checkpoint(str(checkpoint_dir))
     started = time.time()
     output = trainer.train(resume_from_checkpoint=resume)
+    trainer.accelerator.wait_for_everyone()  # DDP: every rank is done (checkpoints too) before rank 0 cleans up
     seconds = time.time() - started
     history = trainer.state.log_history
     eval_losses = [h["eval_loss"] for h in history if "eval_loss" in h]
