@@ -106,3 +106,24 @@ def test_tie_noise_jumps_to_the_draws_of_a_dense_matrix():
     np.testing.assert_array_equal(noise.draw(4, 0, 9), dense[4])
     with pytest.raises(ValueError, match="increasing order"):
         noise.draw(2, 0, 1)
+
+
+def test_the_data_exercises_both_noise_paths_and_most_queries_need_none(monkeypatch):
+    """Tie-heavy data reaches both places where noise is drawn (a query tied with the items that
+    score 0, and one tied with a few items around rank K), and template-like data decides most
+    queries from the cosines alone."""
+    drawn = {"whole row": 0, "tied items": 0}
+    draw = baselines._TieNoise.draw
+
+    def counting(self, row, first, stop):
+        drawn["whole row" if (first, stop) == (0, self.n_items) else "tied items"] += 1
+        return draw(self, row, first, stop)
+
+    monkeypatch.setattr(baselines._TieNoise, "draw", counting)
+    train, train_items, test, test_items = tie_heavy_queries(2, n_items=40, n_train=150, n_test=120)
+    baselines.lexical_search_hits(train, train_items, test, test_items, 40, 3)
+    assert drawn["whole row"] > 0 and drawn["tied items"] > 0, drawn
+
+
+def test_no_test_queries_give_no_hits():
+    assert baselines.lexical_search_hits(["a film"], [0], [], [], 3, 1).shape == (0,)

@@ -119,6 +119,8 @@ def lexical_search_hits(train_texts: Sequence[str], train_items: Sequence[int], 
     test_items = np.asarray(test_items, dtype=np.int64)
     if len(train_texts) == 0:
         raise ValueError("The lexical baseline needs train queries; the dataset has none.")
+    if len(test_items) == 0:
+        return np.zeros(0, dtype=np.float64)
     vectorizer = TfidfVectorizer(token_pattern=r"[a-z0-9'-]+").fit(train_texts)
     train_rows = vectorizer.transform(train_texts).tocsr()  # n_train x vocabulary
     train_matrix = train_rows.T.tocsr()  # vocabulary x n_train
@@ -197,9 +199,9 @@ def _lexical_block(queries, cosines, offset: int, targets: np.ndarray, catalogue
     rows, n_items, floor = cosines.shape[0], catalogue.n_items, catalogue.floor
     indptr, indices, data = cosines.indptr, cosines.indices, cosines.data
     estimate = catalogue.own_scores(queries, targets)
-    # a query whose item scores (about) 0 or -1 ties with whole groups of items: scored densely below
-    dense = estimate <= 2 * _LEXICAL_MARGIN
-    lowest = np.where(dense, np.inf, estimate - _SUM_ORDER_SLACK - _LEXICAL_MARGIN)
+    # a query whose item scores (about) 0 or -1 ties with whole groups of items: scored over every item below
+    every_item = estimate <= 2 * _LEXICAL_MARGIN
+    lowest = np.where(every_item, np.inf, estimate - _SUM_ORDER_SLACK - _LEXICAL_MARGIN)
     kept = np.flatnonzero(data >= np.repeat(lowest, np.diff(indptr)))
     kept_rows = np.searchsorted(indptr, kept, side="right") - 1
     kept_items, kept_scores = catalogue.items[indices[kept]], data[kept]
@@ -217,11 +219,11 @@ def _lexical_block(queries, cosines, offset: int, targets: np.ndarray, catalogue
     surely_better = np.bincount(key_rows[above], minlength=rows)
     close = np.bincount(key_rows[~above], minlength=rows)  # within 1e-8 of the target: the noise decides
     hits = (surely_better + close < k).astype(np.float64)
-    undecided = (surely_better < k) & (surely_better + close >= k) & ~dense
+    undecided = (surely_better < k) & (surely_better + close >= k) & ~every_item
     key_starts = np.searchsorted(key_rows, np.arange(rows + 1))  # keys are sorted by row
-    for r in np.flatnonzero(undecided | dense):
+    for r in np.flatnonzero(undecided | every_item):
         target = targets[r]
-        if dense[r]:
+        if every_item[r]:  # as the dense scoring did: every item's score plus its noise
             scores = floor.copy()
             np.maximum.at(scores, catalogue.items[indices[indptr[r]:indptr[r + 1]]], data[indptr[r]:indptr[r + 1]])
             scores += noise.draw(offset + r, 0, n_items)
@@ -232,7 +234,8 @@ def _lexical_block(queries, cosines, offset: int, targets: np.ndarray, catalogue
         items = key_items[tied]
         first, stop = min(items.min(), target), max(items.max(), target) + 1
         drawn = noise.draw(offset + r, first, stop)
-        better = surely_better[r] + int(((best[tied] + drawn[items - first]) > target_score[r] + drawn[target - first]).sum())
+        mine_score = target_score[r] + drawn[target - first]  # the same sums as the dense scoring's
+        better = surely_better[r] + int(((best[tied] + drawn[items - first]) > mine_score).sum())
         hits[r] = float(better < k)
     return hits
 
