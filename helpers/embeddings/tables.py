@@ -32,14 +32,16 @@ def settings_table(cfg: dict) -> pd.DataFrame:
         pairs = "all train queries" if p["max_pairs"] is None else f"at most {p['max_pairs']} pairs"
         extra = (f" per task; co-occurrence window {p['cooccurrence_window']}, {p['sampler']} batches"
                  if space == "multitask" else "")
-        return (f"{emb['model']} + MultipleNegativesRankingLoss, {p['epochs']} epochs, batch {p['batch_size']}, "
+        loss = ("CachedMultipleNegativesRankingLoss (mini-batches of " f"{p['mini_batch_size']})"
+                if p.get("loss") == "cached_mnrl" else "MultipleNegativesRankingLoss")
+        return (f"{emb['model']} + {loss}, {p['epochs']} epochs, batch {p['batch_size']}, "
                 f"lr {p['lr']:g}, {pairs}{extra}")
 
     rec = emb["rec"]
     ours = {
         "content": f"{emb['model']}, pretrained, over the item text (max {emb['max_seq_length']} word pieces)",
         "search": tuned("search"),
-        "rec": f"ENMF via RecBole, {rec['epochs']} epochs, batch {rec['batch_size']}, dim {rec['dim']}, "
+        "rec": f"ENMF via RecBole ({rec['implementation']}), {rec['epochs']} epochs, batch {rec['batch_size']}, dim {rec['dim']}, "
                f"lr {rec['lr']:g}, Adam",
         "multitask": tuned("multitask"),
         "fused_concat": "[l2(search), l2(rec)]",
