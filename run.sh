@@ -28,6 +28,11 @@ setup() {
   fi
   export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} TRANSFORMERS_OFFLINE=${TRANSFORMERS_OFFLINE:-1}
   export TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
+  # one BLAS/torch kernel family wherever the CPU runs it, so numbers match across machines of this
+  # kind (docs/reproducibility.md); notebooks import numpy before helpers, so it is set here too
+  if grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo 2>/dev/null; then
+    export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-Haswell} ATEN_CPU_CAPABILITY=${ATEN_CPU_CAPABILITY:-avx2}
+  fi
   # model-loading bars of transformers render as empty widgets in executed notebooks
   export HF_HUB_DISABLE_PROGRESS_BARS=${HF_HUB_DISABLE_PROGRESS_BARS:-1}
 }

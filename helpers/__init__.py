@@ -6,6 +6,12 @@ Every stage of the study is a plain function in a sub-package (``data``, ``embed
 
 import os
 
+from .environment import pin_kernels
+
+# BLAS and torch kernels chosen by CPU type decide the last bits of float sums, and those bits
+# recoded items between machines; pin the kernel family where the CPU runs it
+# (docs/reproducibility.md). Only libraries loaded after this call are affected.
+pin_kernels()
 # With OpenMP's default (active) wait policy, torch's worker threads spin while waiting; on a
 # 2-core machine shared with other processes that made MiniLM fine-tuning 5-10x slower
 # (benchmarks/README_embeddings.md). It only takes effect if set before torch is first imported,

@@ -72,8 +72,8 @@ class Difference:
     why: str
 
     def __str__(self) -> str:
-        where = f"{self.table}: " + (f"row {self.row}" if self.row else "") + (f", column {self.column}" if self.column else "")
-        return f"{where}: expected {_show(self.expected)}, got {_show(self.actual)} ({self.why})"
+        where = ", ".join(([f"row {self.row}"] if self.row else []) + ([f"column {self.column}"] if self.column else []))
+        return f"{self.table}: {where + ': ' if where else ''}expected {_show(self.expected)}, got {_show(self.actual)} ({self.why})"
 
 
 def _show(value) -> str:

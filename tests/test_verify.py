@@ -182,6 +182,7 @@ def test_smoke_results_verify_and_a_perturbed_value_is_named(tmp_path, capsys):
     runs = []
     for name in ("first", "second"):
         results = tmp_path / name / "results"
+        results.mkdir(parents=True)
         pm.execute_notebook(str(PROJECT_ROOT / "notebooks" / "05_evaluation.ipynb"),
                             str(tmp_path / name / "05_evaluation.ipynb"),
                             parameters={"PROFILE": "smoke", "RESULTS_DIR": str(results)},

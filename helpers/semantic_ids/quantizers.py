@@ -285,11 +285,17 @@ class DictionaryQuantizer(Quantizer):
     def _runtime(self):
         # The lasso steps inside each mini-batch stop at max_iter by design (the dictionary keeps
         # improving over batches); their ConvergenceWarning would print thousands of lines.
+        # One BLAS thread and float64 (``_float64``): in float32 the atoms moved with the BLAS kernel
+        # and thread count and recoded items between machines (docs/reproducibility.md).
         from sklearn.exceptions import ConvergenceWarning
+        from threadpoolctl import threadpool_limits
 
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), threadpool_limits(1, "blas"):
             warnings.simplefilter("ignore", ConvergenceWarning)
             yield
+
+    def _float64(self, X) -> np.ndarray:
+        return self._scaler.forward(X).astype(np.float64)
 
     def __init__(self, n_levels, codebook_size, seed=0, max_iter: int = 30, alpha: float = 1.0,
                  batch_size: int = 256):
@@ -307,7 +313,7 @@ class DictionaryQuantizer(Quantizer):
             raise SemanticIdConfigError(f"dict: n_levels ({self.n_levels}) cannot exceed the number of atoms "
                                         f"({self.codebook_size}); each level takes a different atom.")
         self._scaler = _Standardiser(X)
-        X = self._scaler.forward(X)
+        X = self._float64(X)
         self._model = MiniBatchDictionaryLearning(
             n_components=self.codebook_size, alpha=self.alpha, max_iter=self.max_iter,
             # coordinate descent: LARS solves one Python-level path per item, ~3x slower here
@@ -331,10 +337,10 @@ class DictionaryQuantizer(Quantizer):
     def sparse_codes(self, X) -> np.ndarray:
         """The OMP coefficients ``(n, codebook_size)`` the tokens are ranked from."""
         with self._runtime():
-            return self._model.transform(self._scaler.forward(self._check_fitted_input(X)))
+            return self._model.transform(self._float64(self._check_fitted_input(X)))
 
     def _encode(self, X):
-        return self._codes_from_sparse(self._model.transform(self._scaler.forward(X)))
+        return self._codes_from_sparse(self._model.transform(self._float64(X)))
 
     def _decode(self, codes):
         atoms = self._model.components_
