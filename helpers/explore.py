@@ -755,6 +755,15 @@ def _untrained(w, explorer: Explorer):
     return w.HTML(f"No model is trained yet: run <code>{study_command(explorer.profile, explorer.overrides)}</code>.")
 
 
+def _construction_picker(w, explorer: Explorer, constructions: list[str] | None):
+    """A multiple choice of the trained constructions (the featured ones picked), or None if none is trained."""
+    options = explorer.trained_constructions()
+    if not options:
+        return None
+    chosen = tuple(c for c in (constructions or explorer.featured()) if c in options) or (options[0],)
+    return w.SelectMultiple(options=options, value=chosen, description="construction", rows=min(6, len(options)))
+
+
 def search_box(explorer: Explorer, query: str = "", constructions: list[str] | None = None):
     """A query box and a construction picker; shows one ranking, or several side by side.
 
@@ -764,13 +773,11 @@ def search_box(explorer: Explorer, query: str = "", constructions: list[str] | N
     w = _ipywidgets()
     if w is None:
         return None
-    options = explorer.trained_constructions()
-    if not options:
+    pick = _construction_picker(w, explorer, constructions)
+    if pick is None:
         return _untrained(w, explorer)
-    chosen = tuple(c for c in (constructions or explorer.featured()) if c in options) or (options[0],)
     text = w.Text(value=query, placeholder="type a query and press Enter", description="query",
                   continuous_update=False, layout=w.Layout(width="70%"))
-    pick = w.SelectMultiple(options=options, value=chosen, description="construction", rows=min(6, len(options)))
     k = w.BoundedIntText(value=explorer.k, min=1, max=100, description="k", layout=w.Layout(width="12em"))
     view = w.HTML()
 
@@ -793,13 +800,11 @@ def user_box(explorer: Explorer, user: int = 0, constructions: list[str] | None 
     w = _ipywidgets()
     if w is None:
         return None
-    options = explorer.trained_constructions()
-    if not options:
+    pick = _construction_picker(w, explorer, constructions)
+    if pick is None:
         return _untrained(w, explorer)
-    chosen = tuple(c for c in (constructions or explorer.featured()) if c in options) or (options[0],)
     picker = w.BoundedIntText(value=user, min=0, max=explorer.ds.n_users - 1, description="user",
                               layout=w.Layout(width="14em"))
-    pick = w.SelectMultiple(options=options, value=chosen, description="construction", rows=min(6, len(options)))
     view = w.HTML()
 
     def make():
