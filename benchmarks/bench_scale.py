@@ -4,7 +4,12 @@ the ``paper`` profile would need, from those fits plus model-size (FLOP) factors
 
     .venv/bin/python benchmarks/bench_scale.py --root /tmp/sid-scale --json /tmp/bench_scale.json
     .venv/bin/python benchmarks/bench_scale.py --root /tmp/sid-scale --stages generate data --sizes 300 600
-    .venv/bin/python benchmarks/bench_scale.py --predict-only /tmp/bench_scale.json   # tables again
+    .venv/bin/python benchmarks/bench_scale.py --predict-only /tmp/a.json /tmp/b.json   # tables again, merged
+    .venv/bin/python benchmarks/bench_scale.py --root /tmp/sid-scale --from-log run.log --json /tmp/a.json
+
+The JSON file is rewritten after every row, so a stopped run keeps what it measured; ``--from-log``
+reads the rows back from a stopped run's printed output instead. benchmarks/README_scale.md has the
+tables of the run that was made and what was predicted from them.
 
 Data: ``helpers.data.scale`` writes MovieLens CSV folders (``<root>/ml-<n>``), read through the
 ``paper`` profile with ``data.source: movielens_csv``, ``data.path`` set to that folder and
@@ -41,7 +46,7 @@ encode     per text: all-MiniLM-L6-v2 (shipped) and an all-mpnet-base-v2-shaped 
 finetune   ``biencoder.fine_tune`` of the mpnet-shaped encoder on ``--finetune-pairs`` pairs
 train      per example: ``train.train_seq2seq`` of the small T5 for ``--train-steps`` steps at the
            paper's batch 128, and forward + backward + AdamW steps of a flan-t5-base-shaped T5
-           (its config, random weights) at two batch sizes (activation memory per example)
+           (its config, random weights) at ``--base-batches`` (seconds per example, peak of a step)
 decode_base per prompt: the diverse beam search with the flan-t5-base-shaped T5
 ========== =============================================================================
 """
@@ -69,11 +74,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 GIB = 2**30
 FULL = 62_423
 BIG = [4_000, 16_000, FULL]
-SMALL = [500, 1_000, 2_000]
+#: the paper profile's train examples keep every history prefix (quadratic): only small catalogues fit
+SMALL = [400, 700, 1_000]
+LEXICAL = [1_000, 2_000, 4_000]
 #: stage -> the sizes it runs at by default (one size: a per-unit cost, measured at the largest)
 DEFAULT_SIZES = {
-    "generate": SMALL + BIG, "data": SMALL + BIG, "pairs": BIG, "enmf": BIG, "fusion": BIG, "rq_kmeans": BIG,
-    "rqvae": BIG, "examples": SMALL, "lexical": SMALL + [4_000], "decode": BIG,
+    "generate": sorted(set(SMALL + LEXICAL + BIG)), "data": sorted(set(SMALL + LEXICAL + BIG)), "pairs": BIG,
+    "enmf": BIG, "fusion": BIG, "rq_kmeans": BIG, "rqvae": BIG, "examples": SMALL, "lexical": LEXICAL, "decode": BIG,
     "encode": [FULL], "finetune": [FULL], "train": [FULL], "decode_base": [FULL],
 }
 STAGES = list(DEFAULT_SIZES)
@@ -137,13 +144,22 @@ def gaussian_mixture(n: int, dim: int, seed: int, clusters: int = 256) -> np.nda
     return centres[rng.integers(0, clusters, n)] + 0.5 * rng.standard_normal((n, dim), dtype=np.float32)
 
 
-def stand_in_ids(cfg: dict, n_items: int):
-    """Semantic IDs of the paper's shape (2 x 256 RQ-KMeans codes + disambiguation) for n items."""
+def stand_in_ids(cfg: dict, n_items: int, root: Path):
+    """Semantic IDs of the paper's shape (2 x 256 RQ-KMeans codes + disambiguation) for n items,
+    built once per size under ``root/ids-<n>`` (RQ-KMeans on 62k items takes a while)."""
+    from helpers.semantic_ids.ids import SemanticIds
     from helpers.semantic_ids.schemes import build_ids
     from helpers.semantic_ids.stage import sid_params
 
-    return build_ids("multitask", "shared", "rq_kmeans", {"shared": gaussian_mixture(n_items, 768, 0)},
-                     sid_params(cfg, "multitask"))
+    folder = root / f"ids-{n_items}"
+    if (folder / "done").is_file():
+        return SemanticIds.load(folder)
+    ids = build_ids("multitask", "shared", "rq_kmeans", {"shared": gaussian_mixture(n_items, 768, 0)},
+                    sid_params(cfg, "multitask"))
+    folder.mkdir(parents=True, exist_ok=True)
+    ids.save(folder)
+    (folder / "done").write_text("")
+    return ids
 
 
 def small_t5(cfg: dict, ds, ids):
@@ -273,6 +289,11 @@ def _quantise(n: int, args, quantizer: str, overrides: dict) -> dict:
     X = gaussian_mixture(n, 768, 0)
     with Meter() as m:
         ids = build_ids("multitask", "shared", quantizer, {"shared": X}, params)
+    if quantizer == "rq_kmeans" and not (args.root / f"ids-{n}" / "done").is_file():
+        folder = args.root / f"ids-{n}"  # what stand_in_ids would build: the same vectors and settings
+        folder.mkdir(parents=True, exist_ok=True)
+        ids.save(folder)
+        (folder / "done").write_text("")
     return {**m.result(), "collision_rate": ids.diagnostics["collision_rate"],
             "params": params["quantizers"][quantizer]}
 
@@ -294,7 +315,7 @@ def stage_examples(n: int, args) -> dict:
 
     cfg = profile_for(args.root, n)
     ds = load_dataset(cfg)
-    ids = stand_in_ids(cfg, ds.n_items)
+    ids = stand_in_ids(cfg, ds.n_items, args.root)
     gen, _model, tokenizer = small_t5(cfg, ds, ids)
     with Meter() as m:
         builder = ExampleBuilder(ds, ids, tokenizer, gen)
@@ -345,7 +366,7 @@ def stage_decode(n: int, args) -> dict:
 
     cfg = profile_for(args.root, n)
     ds = load_dataset(cfg)
-    ids = stand_in_ids(cfg, ds.n_items)
+    ids = stand_in_ids(cfg, ds.n_items, args.root)
     gen, model, tokenizer = small_t5(cfg, ds, ids)
     prompts = sample_prompts(ds, ExampleBuilder(ds, ids, tokenizer, gen), args.decode_prompts)
     measured, info = _decode(model, tokenizer, ids, cfg, prompts, cfg["decoding"]["batch_size"])
@@ -360,7 +381,7 @@ def stage_decode_base(n: int, args) -> dict:
 
     cfg = profile_for(args.root, n)
     ds = load_dataset(cfg)
-    ids = stand_in_ids(cfg, ds.n_items)
+    ids = stand_in_ids(cfg, ds.n_items, args.root)
     tokenizer = AutoTokenizer.from_pretrained(str(minilm_tokenizer_path()))
     add_id_tokens(tokenizer, ids)
     model = base_t5(tokenizer)
@@ -470,29 +491,45 @@ def _train_sample(ds, builder, n_examples: int, seed: int = 0):
 
 
 def _base_steps(model, tokenizer, examples, batch: int, steps: int) -> dict:
-    """forward + backward + AdamW on ``steps`` batches (after one warm-up step), fp32 on CPU."""
+    """forward + backward + AdamW on ``steps`` batches after one warm-up step, fp32 on CPU.
+
+    Memory (``stage_peak_gib``) covers the warm-up too, from a model without gradients or
+    optimizer state: gradients + AdamW's moments + the activations of one batch. The child runs
+    with a fixed malloc mmap threshold, so freed tensors leave the resident set and the next
+    batch size starts from the weights alone. Seconds cover the ``steps`` timed steps only.
+    """
+    import gc
+
     import torch
     from transformers import DataCollatorForSeq2Seq
 
     collate = DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.01)
     model.train()
-    rows = examples.sample(n=batch * (steps + 1), random_state=batch)
+    model.zero_grad(set_to_none=True)
+    rows = examples.sample(n=batch * (steps + 1), random_state=batch, replace=len(examples) < batch * (steps + 1))
     batches = [collate([{"input_ids": list(r.input_ids), "labels": list(r.labels)}
                         for r in rows.iloc[i * batch:(i + 1) * batch].itertuples()]) for i in range(steps + 1)]
+    with Meter() as memory:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.01)
 
-    def step(b):
-        loss = model(**b).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        def step(b):
+            loss = model(**b).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
 
-    step(batches[0])  # warm-up: allocates gradients and AdamW's moments
-    with Meter() as m:
+        step(batches[0])  # warm-up: allocates AdamW's moments
+        started, cpu0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
         for b in batches[1:]:
             step(b)
-    return {**m.result(), "batch": batch, "steps": steps, "seconds_per_example": round(m.wall / (batch * steps), 4),
-            "cpu_seconds_per_example": round(m.cpu / (batch * steps), 4)}
+        wall = time.perf_counter() - started
+        used = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = used.ru_utime + used.ru_stime - cpu0.ru_utime - cpu0.ru_stime
+    del optimizer
+    gc.collect()
+    return {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "stage_peak_gib": memory.result()["stage_peak_gib"],
+            "batch": batch, "steps": steps, "seconds_per_example": round(wall / (batch * steps), 4),
+            "cpu_seconds_per_example": round(cpu / (batch * steps), 4)}
 
 
 def stage_train(n: int, args) -> dict:
@@ -504,7 +541,7 @@ def stage_train(n: int, args) -> dict:
 
     cfg = profile_for(args.root, n)
     ds = load_dataset(cfg)
-    ids = stand_in_ids(cfg, ds.n_items)
+    ids = stand_in_ids(cfg, ds.n_items, args.root)
     gen, model, tokenizer = small_t5(cfg, ds, ids)
     batch = cfg["generative"]["batch_size"]
     examples, per_epoch = _train_sample(ds, ExampleBuilder(ds, ids, tokenizer, gen), args.train_steps * batch)
@@ -540,6 +577,8 @@ def run_child(stage: str, n: int, args) -> dict:
            "--train-steps", str(args.train_steps), "--base-steps", str(args.base_steps),
            "--base-batches", *map(str, args.base_batches)]
     env = {**os.environ, "SID_DATA_ROOT": str(args.root / "data"), "PYTHONWARNINGS": "ignore"}
+    if stage == "train":  # freed tensors go back to the system, so per-batch peaks are measurable
+        env["MALLOC_MMAP_THRESHOLD_"] = str(128 * 1024)
     started = time.time()
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     line = next((x[7:] for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
@@ -628,8 +667,15 @@ def predict(rows: list[dict], fits: list[dict], a: argparse.Namespace) -> dict:
         c_pairs = pairs.get("cooccurrence_pairs")
         encode_items = 3 * FULL  # content, search and multitask encode every item once
         encode_queries = 3 * 10 * FULL  # the dense-retrieval reference: every test query, 3 encoders
-        search_flops = 3 * 5 * q_pairs * (f_query + f_item)
-        multitask_flops = 3 * 5 * (q_pairs * (f_query + f_item) + (c_pairs or 0) * 2 * f_item)
+        from helpers.config import load_profile
+
+        emb = load_profile("paper")["embeddings"]
+        # training = 3 forward passes' worth; GradCache (cached_mnrl) adds one gradient-free forward pass
+        train_factor = {s: 4.0 if emb[s].get("loss") == "cached_mnrl" else 3.0 for s in ("search", "multitask")}
+        epochs = {s: emb[s]["epochs"] for s in ("search", "multitask")}
+        search_flops = train_factor["search"] * epochs["search"] * q_pairs * (f_query + f_item)
+        multitask_flops = train_factor["multitask"] * epochs["multitask"] * (q_pairs * (f_query + f_item)
+                                                                             + (c_pairs or 0) * 2 * f_item)
         encode_flops = encode_items * f_item + encode_queries * f_query
         cpu_item = enc["mpnet_shaped_items"]["seconds_per_text"]
         cpu_query = enc["mpnet_shaped_queries"]["seconds_per_text"]
@@ -638,29 +684,34 @@ def predict(rows: list[dict], fits: list[dict], a: argparse.Namespace) -> dict:
             "mpnet_non_embedding_parameters": n_mpnet, "item_tokens_mean": item_t, "query_tokens_mean": query_t,
             "item_tokens_p99": enc["item_tokens"]["p99"],
             "flops_per_item_text": f_item, "flops_per_query": f_query,
-            "search_pairs": q_pairs, "cooccurrence_pairs": c_pairs,
+            "search_pairs": q_pairs, "cooccurrence_pairs": c_pairs, "train_factor": train_factor,
+            "epochs": epochs,
             "gpu_hours": {"search_finetune": hours(search_flops / (a.gpu_tflops * 1e12)),
                           "multitask_finetune": hours(multitask_flops / (a.gpu_tflops * 1e12)),
                           "encode_items_and_reference_queries": hours(encode_flops / (a.gpu_encode_tflops * 1e12))},
             "cpu_hours_measured_rate": {
                 "encode_items_and_reference_queries": hours(encode_items * cpu_item + encode_queries * cpu_query),
-                "search_finetune": hours(5 * q_pairs * ft["seconds_per_pair"]) if ft else None,
-                "multitask_finetune": hours(5 * (q_pairs + (c_pairs or 0)) * ft["seconds_per_pair"]) if ft else None},
+                # measured forward seconds per text x the training factor (fine_tune itself not timed here)
+                "search_finetune": hours(train_factor["search"] * epochs["search"] * q_pairs * (cpu_query + cpu_item)),
+                "multitask_finetune": hours(train_factor["multitask"] * epochs["multitask"]
+                                            * (q_pairs * (cpu_query + cpu_item) + (c_pairs or 0) * 2 * cpu_item))},
         }
-        # activations of one MNRL step at batch 512 in 16-bit, no recomputation (Korthikanti et al. 2022:
-        # s * b * h * (34 + 5 a s / h) bytes per layer), items padded to the batch's longest text (~p99)
-        def act(tokens, batch):
-            return 12 * tokens * batch * 768 * (34 + 5 * 12 * tokens / 768)
-        p["encoders"]["gpu_memory_gib_batch512"] = {
-            "search (queries + items)": (act(enc["item_tokens"]["p99"], 512) + act(enc["query_tokens"]["p99"], 512)
-                                         + 16 * enc["mpnet_shaped_parameters"]) / GIB,
-            "multitask item-item batch": (2 * act(enc["item_tokens"]["p99"], 512) + 16 * enc["mpnet_shaped_parameters"]) / GIB}
+        if ft:
+            p["encoders"]["finetune_seconds_per_pair_measured"] = ft["seconds_per_pair"]
     # ---- ENMF ------------------------------------------------------------------------------------------
-    enmf = _row(rows, "enmf", FULL) or {}
-    if enmf:
-        p["enmf"] = {"prep_s": enmf["prep_wall_s"], "epoch_s": enmf["wall_s"],
-                     "cpu_hours_30_epochs": hours(enmf["prep_wall_s"] + 30 * enmf["wall_s"]),
-                     "peak_rss_gib": enmf["peak_rss_gib"]}
+    enmf_rows = sorted((r for r in rows if r["stage"] == "enmf" and "error" not in r), key=lambda r: r["n_items"])
+    if enmf_rows:
+        def at_full(key):  # measured at 62,423 items, else the log-log fit's value there
+            full = [r[key] for r in enmf_rows if r["n_items"] == FULL]
+            if full:
+                return full[0], "measured"
+            f = loglog([r["n_items"] for r in enmf_rows], [r[key] for r in enmf_rows])
+            return float(np.exp(f[1]) * FULL ** f[0]), f"fit, slope {f[0]:.2f}"
+        fields = ("prep_wall_s", "prep_cpu_s", "wall_s", "cpu_s", "prep_stage_peak_gib", "peak_rss_gib")
+        values = {key: at_full(key) for key in fields}
+        p["enmf"] = {key: {"value": v, "how": how} for key, (v, how) in values.items()}
+        p["enmf"]["hours_30_epochs_wall_at_this_load"] = hours(values["prep_wall_s"][0] + 30 * values["wall_s"][0])
+        p["enmf"]["cpu_hours_30_epochs"] = hours(values["prep_cpu_s"][0] + 30 * values["cpu_s"][0])
     # ---- Semantic IDs ----------------------------------------------------------------------------------
     rq, rqvae = _row(rows, "rq_kmeans", FULL), _row(rows, "rqvae", FULL)
     if rq and rqvae:
@@ -685,7 +736,14 @@ def predict(rows: list[dict], fits: list[dict], a: argparse.Namespace) -> dict:
         states = 16 * c["total"] / GIB  # fp32 weights + gradients + AdamW's two moments
         small_s = 1 / tr["small"]["examples_per_second"]
         base_s = base_runs[-1]["seconds_per_example"]
+        # activations kept for the backward pass, 16-bit, no recomputation (Korthikanti et al. 2022: s b h
+        # (34 + 5 a s / h) bytes per layer); decoder layers counted 1.5x (cross-attention), plus the logits
+        # (bf16 and the fp32 copy the loss takes)
+        act_enc = 12 * t_in * 768 * (34 + 5 * 12 * t_in / 768)
+        act_dec = 12 * t_out * 768 * (1.5 * 34 + 5 * 12 * (t_out + t_in) / 768)
+        act_example = act_enc + act_dec + t_out * FLAN_T5_BASE["vocab_size"] * 6
         p["training"] = {
+            "activations_per_example_gib_formula": act_example / GIB,
             "flan_t5_base_parameters": c, "input_tokens_mean": t_in, "label_tokens": t_out,
             "flops_per_example": train_f, "examples_per_epoch": per_epoch,
             "rec_examples_per_epoch": tr["rec_examples_per_epoch"],
@@ -696,8 +754,9 @@ def predict(rows: list[dict], fits: list[dict], a: argparse.Namespace) -> dict:
             "cpu_seconds_per_example": {"small": small_s, "base_shaped": base_s},
             "cpu_hours_per_model_base_shaped": hours(3 * per_epoch * base_s),
             "gpu_memory_gib": {"weights_grads_adam_fp32": states,
-                               "activations_per_example_cpu_fp32": per_example_gib,
-                               "batch128_total": states + (per_example_gib or 0) * 128},
+                               "cpu_step_peak_over_weights": {r["batch"]: r["stage_peak_gib"] for r in base_runs},
+                               "activations_batch128_formula": 128 * act_example / GIB,
+                               "batch128_total": states + 128 * act_example / GIB},
         }
     # ---- example building (host memory) ------------------------------------------------------------------
     ex = [r for r in rows if r["stage"] == "examples" and "error" not in r]
@@ -716,6 +775,8 @@ def predict(rows: list[dict], fits: list[dict], a: argparse.Namespace) -> dict:
                          "host_gib_at_full": None if k_train is None else bytes_per_seen * k_train / GIB}
     # ---- decoding ----------------------------------------------------------------------------------------
     db = _row(rows, "decode_base") or {}
+    if not db and a.cpu_decode_base_s:  # not measured in this run: the figure given on the command line
+        db = {"decoding": {"num_beams": 60}, "seconds_per_prompt": {"given": a.cpu_decode_base_s}}
     if tr and db:
         c = t5_counts()
         prompts = 10 * FULL + n_users
@@ -757,6 +818,15 @@ def measured_table(rows: list[dict]) -> str:
                       "top1pct": s["top1pct_share"], "gini": s["item_gini_rated"], "MB": round(sum(s["bytes"].values()) / 1e6)}
         if r["stage"] == "enmf":
             counts = {"prep_wall_s": r["prep_wall_s"], "prep_peak_gib": r["prep_stage_peak_gib"], "loss": round(r["loss"], 1)}
+        if r["stage"] == "encode":
+            counts = {f"{m}_{k}_s_per_text": r[f"{m}_{k}"]["seconds_per_text"] for m in ("minilm", "mpnet_shaped")
+                      for k in ("items", "queries")}
+            counts.update(item_tokens=r["item_tokens"], query_tokens=r["query_tokens"])
+        if r["stage"] == "train":
+            counts = {"small_examples_per_s": r["small"]["examples_per_second"], "small_peak_gib": r["small"]["peak_rss_gib"],
+                      "base_s_per_example": {b["batch"]: b["seconds_per_example"] for b in r["base"]["runs"]},
+                      "base_stage_peak_gib": {b["batch"]: b["stage_peak_gib"] for b in r["base"]["runs"]},
+                      "tokens_in": r["input_tokens_mean"]}
         wall = r.get("wall_s", "")
         lines.append(f"| {r['stage']} | {r['n_items']:,} | {wall} | {r.get('cpu_s', '')} | {r.get('stage_peak_gib', '')} | "
                      f"{r.get('peak_rss_gib', '')} | {r['load_before']} / {r['load_after']} | "
@@ -788,18 +858,24 @@ def main(argv=None) -> int:
     parser.add_argument("--decode-prompts", type=int, default=64, help="test prompts per task (small T5)")
     parser.add_argument("--base-prompts", type=int, default=4, help="test prompts per task (flan-t5-base shape)")
     parser.add_argument("--encode-texts", type=int, default=256)
-    parser.add_argument("--finetune-pairs", type=int, default=64)
-    parser.add_argument("--finetune-batch", type=int, default=32)
-    parser.add_argument("--train-steps", type=int, default=150)
+    parser.add_argument("--finetune-pairs", type=int, default=32)
+    parser.add_argument("--finetune-batch", type=int, default=16)
+    parser.add_argument("--train-steps", type=int, default=60)
     parser.add_argument("--base-steps", type=int, default=2)
-    parser.add_argument("--base-batches", type=int, nargs="+", default=[4, 16])
+    parser.add_argument("--base-batches", type=int, nargs="+", default=[2, 8])
     parser.add_argument("--max-examples-gib", type=float, default=6.0,
                         help="skip an examples size whose history prefixes alone would exceed this (40 B each)")
     parser.add_argument("--gpu-tflops", type=float, default=50.0, help="ASSUMED effective training TFLOP/s per GPU")
     parser.add_argument("--gpu-decode-tflops", type=float, default=10.0, help="ASSUMED effective decoding TFLOP/s")
     parser.add_argument("--gpu-encode-tflops", type=float, default=50.0, help="ASSUMED effective encoding TFLOP/s")
+    parser.add_argument("--cpu-decode-base-s", type=float, default=None,
+                        help="seconds per prompt of the flan-t5-base-shaped decoder on this CPU, when decode_base "
+                             "was not run (docs/facts.md: about 2.3 s, 62k-item trie, 60 beams / 30 groups)")
     parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--predict-only", type=Path, default=None, help="read a --json file, print the tables")
+    parser.add_argument("--predict-only", type=Path, nargs="+", default=None,
+                        help="read --json files (rows of later files replace the same stage and size), print the tables")
+    parser.add_argument("--from-log", type=Path, default=None,
+                        help="turn the row lines of a stopped run's output into a --json file (with --json)")
     parser.add_argument("--child", choices=STAGES, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -809,9 +885,23 @@ def main(argv=None) -> int:
         print("RESULT " + json.dumps(result, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
         return 0
 
+    if args.from_log:
+        rows = [json.loads(line) for line in args.from_log.read_text().splitlines() if line.startswith('{"stage"')]
+        for row in rows:
+            if row["stage"] == "generate" and (folder_of(args.root, row["n_items"]) / "scale.json").is_file():
+                row["summary"] = json.loads((folder_of(args.root, row["n_items"]) / "scale.json").read_text())
+                row["summary"].pop("shape", None)
+        info = json.loads(args.from_log.read_text().splitlines()[0])
+        args.json.write_text(json.dumps({"info": info, "rows": rows}, indent=1))
+        print(f"{len(rows)} rows from {args.from_log} -> {args.json}")
+        return 0
     if args.predict_only:
-        saved = json.loads(args.predict_only.read_text())
-        rows, info = saved["rows"], saved["info"]
+        rows, info = [], []
+        for path in args.predict_only:
+            saved = json.loads(path.read_text())
+            keys = {(r["stage"], r["n_items"]) for r in saved["rows"]}
+            rows = [r for r in rows if (r["stage"], r["n_items"]) not in keys] + saved["rows"]
+            info.append(saved["info"])
     else:
         args.root.mkdir(parents=True, exist_ok=True)
         info = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.processor() or platform.machine(),
@@ -834,7 +924,9 @@ def main(argv=None) -> int:
                             continue
                 row = run_child(stage, n, args)
                 rows.append(row)
-                print(json.dumps({k: v for k, v in row.items() if k not in ("summary",)}, default=str)[:600], flush=True)
+                print(json.dumps({k: v for k, v in row.items() if k not in ("summary",)}, default=str), flush=True)
+                if args.json:  # after every row, so a stopped run keeps what it measured
+                    args.json.write_text(json.dumps({"info": info, "rows": rows}, indent=1, default=str))
         info["uptime_after"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
         info["seconds"] = round(time.time() - started, 1)
     fits = growth(rows)

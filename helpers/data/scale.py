@@ -11,16 +11,17 @@ columns, so that the existing ``movielens_csv`` source reads it unchanged::
 What is shaped like MovieLens-25M (``ScaleShape``; every count scales with ``n_items``):
 
 * **users and ratings**: ``users_per_item`` = 162,541 / 62,423 = 2.6 users per catalogue item; a
-  user's number of ratings is a shifted log-normal, ``20 + 50 * exp(1.382 * z)``: at least 20 (as
-  MovieLens keeps only users with 20 or more ratings), median 70, mean 153.8 (25,000,095 / 162,541), heavy right tail
-  (LensKit's description of ML-25M fits a log-normal with shape 1.59 and location 18.6 to it),
-  capped at ``max_history_fraction`` = 32,202 / 59,047 of the rated items (ML-25M's most active
-  user). That is about 400 ratings per catalogue item at full size.
+  user's number of ratings is a shifted log-normal, ``20 + 50 * exp(1.403 * z)``: at least 20 (as
+  MovieLens keeps only users with 20 or more ratings), median 70, mean 153.8 (25,000,095 /
+  162,541), heavy right tail (LensKit's description of ML-25M fits a log-normal with shape 1.59
+  and location 18.6 to it), capped at ``max_history_fraction`` = 32,202 / 59,047 of the rated
+  items (ML-25M's most active user). That is about 400 ratings per catalogue item at full size.
 * **item popularity**: Zipf-Mandelbrot weights ``(rank + offset) ** -exponent`` over the rated
   items (94.6% of the catalogue, as 59,047 / 62,423; ``offset`` = ``zipf_offset`` x rated items /
   59,047, so the curve over rank fractions is the same at every size), drawn without repetition
-  per user, half of a user's draws from one favourite genre. The defaults give an item Gini of 0.92 at full size
-  (LensKit reports 0.942 for ML-25M's rated items) and a most-rated item that 36% of the users rated.
+  per user, half of a user's draws from one favourite genre. The defaults give an item Gini of
+  0.92 at full size (LensKit reports 0.942 for ML-25M's rated items) and a most-rated item that
+  34% of the users rated.
 * **time**: each user rates within a span inside ML-25M's window (1995-01-09 .. 2019-11-21); a
   user's items are in random order, with ties on the second possible (as in MovieLens).
 * **text**: titles are made-up words (so a query can never contain a title word by accident),
@@ -165,7 +166,8 @@ def _movies(n_items: int, seed: int, shape: ScaleShape, forbidden: set[str]) -> 
     years = np.clip(2019 - np.floor(rng.exponential(22.0, n_items)).astype(int), 1902, 2019)
     has_year = rng.random(n_items) >= 0.005
     p = np.asarray(GENRE_WEIGHTS) / np.sum(GENRE_WEIGHTS)
-    counts = rng.choice(np.arange(1, 5), size=n_items, p=np.asarray(shape.genre_count_weights) / sum(shape.genre_count_weights))
+    how_many = np.asarray(shape.genre_count_weights) / sum(shape.genre_count_weights)
+    counts = rng.choice(np.arange(1, len(how_many) + 1), size=n_items, p=how_many)
     none = rng.random(n_items) < shape.no_genre_fraction
     genre_sets: list[np.ndarray] = []
     labels = []
@@ -266,7 +268,8 @@ def _sample_histories(lengths: np.ndarray, taste: np.ndarray, by_rank: np.ndarra
     return np.concatenate(users_out), by_rank[np.concatenate(ranks_out)]
 
 
-def _ratings(n_items: int, seed: int, shape: ScaleShape, genre_sets: list[np.ndarray]) -> tuple[pd.DataFrame, np.ndarray]:
+def _ratings(n_items: int, seed: int, shape: ScaleShape,
+             genre_sets: list[np.ndarray]) -> tuple[pd.DataFrame, np.ndarray]:
     by_rank, weights = _popularity(n_items, seed, shape)
     n_users = max(1, int(round(shape.users_per_item * n_items)))
     lengths = history_lengths(n_users, len(by_rank), seed, shape)
@@ -318,7 +321,8 @@ def _genome(n_items: int, popularity: np.ndarray, profiles: np.ndarray, vocabula
     rows = np.repeat(np.arange(len(covered)), own.shape[1])
     inside = own.reshape(-1) < n_tags
     relevance[rows[inside], own.reshape(-1)[inside]] = rng.uniform(0.6, 1.0, size=int(inside.sum()))
-    scores = pd.DataFrame({"movieId": np.repeat(covered + 1, n_tags), "tagId": np.tile(np.arange(1, n_tags + 1), len(covered)),
+    scores = pd.DataFrame({"movieId": np.repeat(covered + 1, n_tags),
+                           "tagId": np.tile(np.arange(1, n_tags + 1), len(covered)),
                            "relevance": np.round(relevance.reshape(-1), 5)})
     tags = pd.DataFrame({"tagId": np.arange(1, n_tags + 1), "tag": vocabulary[:n_tags]})
     return tags, scores
