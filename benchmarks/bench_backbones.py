@@ -11,10 +11,17 @@ their own hash and a re-run reads them back (the card keeps the training time an
 were measured when they were trained; ``cached`` says so). Reported per row: search and rec
 Recall@K on every decoded test query and user, train examples/s, minutes of training and of
 decoding per model, peak RSS, trainable parameters, and the estimated training minutes of the
-whole study (11 constructions x 3 seeds at this speed, one process).
+whole study (11 constructions x 3 seeds at this speed, one process). Other jobs share the cores, so
+the process's own CPU time is reported beside the wall time: with one torch thread, CPU minutes
+are what the wall minutes would be on an idle core (``*_cpu_*`` columns; ``study_training_cpu_minutes``
+is 33 x this model's training CPU time).
 
 Before the models, a ``minilm-frozen`` variant needs the frozen text states of the dataset: the
 one-off pass is timed in its own subprocess (``states`` line; read from its manifest if cached).
+
+``--decoders N`` also runs every decoder (trie / diverse beam, exact, HF ``generate``) on N sampled
+test prompts per task of each model, interleaved, twice (``stage.compare_decoders``): queries/s and
+the speed of trie beam search relative to HF's.
 
 ``--finetune-batches N`` also times MiniLM itself trained end to end (forward, backward, AdamW) on
 N batches of train search prompts: the least that fine-tuning the text encoder would cost.
@@ -82,9 +89,9 @@ def states_worker(args, upstream: dict) -> dict:
     cfg = profile(args.profile, args.assignments, {"backbone": "minilm-frozen"})
     inputs = pinned_inputs(upstream)
     folder = stage.text_states_dir(cfg, inputs)
-    cached = artifacts.is_complete(folder)
+    cached = artifacts.is_complete(folder) and not args.rebuild_states
     started = time.time()
-    stage.build_text_states(cfg, inputs)
+    stage.build_text_states(cfg, inputs, force=args.rebuild_states)
     manifest = artifacts.read_manifest(folder)
     return {"folder": str(folder), "cached": cached, "wall_seconds": round(time.time() - started, 1),
             "encode_seconds": manifest["encode_seconds"], "n_texts": manifest["n_texts"],
@@ -143,18 +150,33 @@ def model_worker(args, variant: dict, construction: str, upstream: dict) -> dict
     inputs = pinned_inputs(upstream)
     folder = stage.model_dir(cfg, construction, args.seed, inputs)
     cached = artifacts.is_complete(folder)
+    cpu = time.process_time()
     stage.train_model(cfg, construction, args.seed, inputs=inputs)
+    train_cpu = None if cached else time.process_time() - cpu  # examples, training and saving
     card = stage.read_card(folder)
     predictions_folder = stage.predictions_dir(cfg, construction, args.seed, inputs=inputs)
     decoded_before = artifacts.is_complete(predictions_folder)
+    cpu = time.process_time()
     predictions = stage.predict(cfg, construction, args.seed, inputs=inputs)
+    decode_cpu = None if decoded_before else time.process_time() - cpu  # loading the model and decoding
     decoding = artifacts.read_manifest(predictions_folder)
     k = int(cfg["evaluation"]["k"])
     recall = {task: round(float(recall_at_k(list(rows["ranked"]), rows["target"].to_numpy(), k)), 4)
               for task, rows in predictions.groupby("task")}
     gen = cfg["generative"]
     examples = card["n_train_examples"]
-    return {
+    decoders = {}
+    if args.decoders:  # every decoder on the same sampled test prompts, interleaved (stage.compare_decoders)
+        table = stage.compare_decoders(cfg, construction, args.seed, per_task=args.decoders, repeats=2, force=True,
+                                       inputs=inputs)
+        speed = table.groupby("method").apply(lambda rows: rows["n"].sum() / (rows["n"] / rows["queries_per_second"]).sum(),
+                                              include_groups=False)
+        decoders = {"decoders_queries_per_second": speed.round(1).to_dict(),
+                    "trie_beam_speed_vs_hf": round(float(speed["trie_beam"] / speed["hf_beam"]), 2),
+                    "decoders_recall": table.set_index(["method", "task"])[f"recall@{k}"].round(4)
+                                            .rename(lambda m: m, level=0).to_dict()}
+        decoders["decoders_recall"] = {f"{m}/{t}": v for (m, t), v in decoders["decoders_recall"].items()}
+    return {**decoders,
         "variant": variant, "construction": construction, "backbone": gen["backbone"], "cached": cached or decoded_before,
         "d_model": gen["d_model"], "layers": f"{card['backbone']['encoder_layers']}+{card['backbone']['decoder_layers']}",
         "epochs": gen["epochs"], "lr": gen["lr"], "parameters": card["backbone"]["parameters"],
@@ -162,6 +184,10 @@ def model_worker(args, variant: dict, construction: str, upstream: dict) -> dict
         "n_search": int((predictions["task"] == "search").sum()), "n_rec": int((predictions["task"] == "rec").sum()),
         "train_examples_per_second": card["train_examples_per_second"],
         "train_minutes": round(card["train_seconds"] / 60, 2),
+        "train_cpu_minutes": None if train_cpu is None else round(train_cpu / 60, 2),
+        "train_examples_per_cpu_second": None if train_cpu is None else round(examples * gen["epochs"] / train_cpu, 1),
+        "decode_cpu_minutes": None if decode_cpu is None else round(decode_cpu / 60, 2),
+        "study_training_cpu_minutes": None if train_cpu is None else round(STUDY_MODELS * train_cpu / 60, 1),
         "decode_minutes": round(decoding["decoding_seconds"] / 60, 2),
         "peak_rss_mib": max(card["peak_rss_mib"], decoding.get("peak_rss_mib") or 0),
         "torch_threads": card["torch_threads"], "this_process_threads": torch.get_num_threads(),
@@ -172,7 +198,8 @@ def model_worker(args, variant: dict, construction: str, upstream: dict) -> dict
 
 def run_worker(args, payload: dict) -> dict:
     command = [sys.executable, __file__, "--profile", args.profile, "--seed", str(args.seed),
-               "--threads", str(args.threads), "--worker", json.dumps(payload)]
+               *(["--rebuild-states"] if args.rebuild_states else []),
+               "--threads", str(args.threads), "--decoders", str(args.decoders), "--worker", json.dumps(payload)]
     for assignment in args.assignments:
         command += ["--set", assignment]
     load_before = os.getloadavg()[0]
@@ -198,6 +225,9 @@ def main(argv=None) -> int:
     parser.add_argument("--data", default=None, help="pin the dataset folder (default: the profile's, built if missing)")
     parser.add_argument("--ids", action="append", default=[], metavar="CONSTRUCTION=FOLDER",
                         help="pin a construction's Semantic-ID folder (default: the profile's, built if missing)")
+    parser.add_argument("--decoders", type=int, default=0, metavar="PER_TASK",
+                        help="also compare every decoder (HF generate included) on this many test prompts per task")
+    parser.add_argument("--rebuild-states", action="store_true", help="time the one-off states pass again")
     parser.add_argument("--finetune-batches", type=int, default=0,
                         help="also time MiniLM trained end to end for this many batches (0: skip)")
     parser.add_argument("--json", type=Path, default=None)
@@ -249,7 +279,8 @@ def main(argv=None) -> int:
     if args.finetune_batches:
         finetune = run_worker(args, {"finetune": args.finetune_batches})
         print("finetune " + json.dumps(finetune), flush=True)
-    jobs = [{"variant": v, "construction": c, "upstream": upstream[c]} for v in variants for c in constructions]
+    # construction-major: with --parallel 2 the two variants of a construction run side by side, under one load
+    jobs = [{"variant": v, "construction": c, "upstream": upstream[c]} for c in constructions for v in variants]
     rows = []
     with ThreadPoolExecutor(max_workers=max(1, args.parallel)) as pool:
         for row in pool.map(lambda job: run_worker(args, job), jobs):
@@ -261,8 +292,9 @@ def main(argv=None) -> int:
 
     k = next(key for key in rows[0] if key.startswith("search_recall@")).split("@")[1]
     columns = ["construction", "backbone", "d_model", "layers", "epochs", "parameters", f"search_recall@{k}",
-               f"rec_recall@{k}", "train_examples_per_second", "train_minutes", "decode_minutes", "peak_rss_mib",
-               "study_training_minutes", "cached", "load_before", "load_after"]
+               f"rec_recall@{k}", "train_examples_per_second", "train_examples_per_cpu_second", "train_minutes",
+               "train_cpu_minutes", "decode_minutes", "decode_cpu_minutes", "peak_rss_mib", "study_training_minutes",
+               "study_training_cpu_minutes", "cached", "load_before", "load_after"]
     print(pd.DataFrame(rows)[columns].to_markdown(index=False))
     if args.json:
         args.json.write_text(json.dumps({"info": info, "states": states, "finetune": finetune, "rows": rows}, indent=2, default=str))

@@ -22,7 +22,8 @@ TINY = dict(backbone="t5-config", vocabulary="corpus", d_model=32, num_layers=1,
             max_input_tokens=48, history_window=4, rec_targets_per_user=2, epochs=2, batch_size=32,
             lr=3.0e-3, weight_decay=0.01, bf16="auto", seeds=[0])
 #: the backbone reading frozen MiniLM token states (helpers.generative.frozen_text), same tiny sizes
-FROZEN = {**TINY, "backbone": "minilm-frozen", "text_encoder": "minilm", "encoder_layers": 1}
+#: (one encoder layer, two decoder layers: the default's shape, which HF generate must size its cache for)
+FROZEN = {**TINY, "backbone": "minilm-frozen", "text_encoder": "minilm", "num_layers": 2, "encoder_layers": 1}
 BACKBONES = ("t5-config", "minilm-frozen")
 #: one in-memory store of frozen states for the whole module: MiniLM loads once, each text runs once
 _STATES: dict = {}

@@ -70,7 +70,20 @@ def text_key(token_ids: Sequence[int] | np.ndarray) -> bytes:
 
 
 class FrozenTextEncoder:
-    """The frozen text encoder: token id sequences in, their last hidden states out (fp16)."""
+    """The frozen text encoder: token id sequences in, their last hidden states out (fp16).
+
+    ``FrozenTextEncoder.shared(name)`` loads one per (name, device) per process: the explorer's
+    models of every construction share it.
+    """
+
+    _loaded: dict = {}
+
+    @classmethod
+    def shared(cls, name: str, device: str | None = None) -> "FrozenTextEncoder":
+        key = (str(name), device)
+        if key not in cls._loaded:
+            cls._loaded[key] = cls(name, device)
+        return cls._loaded[key]
 
     def __init__(self, name: str, device: str | None = None):
         from transformers import AutoModel
@@ -137,7 +150,7 @@ class TextStates:
     def encoder(self) -> FrozenTextEncoder:
         """The frozen encoder, loaded on the first text that is not cached."""
         if self._encoder is None:
-            self._encoder = FrozenTextEncoder(self.encoder_name, self.device)
+            self._encoder = FrozenTextEncoder.shared(self.encoder_name, self.device)
         return self._encoder
 
     def get(self, sequences: Sequence[np.ndarray]) -> list[np.ndarray]:
