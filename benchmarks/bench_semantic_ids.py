@@ -1,4 +1,4 @@
-"""Speed of stage 03 (Semantic IDs). Targets from issue 4:
+"""Speed of stage 03 (Semantic IDs). The project's targets:
 
 1. every construction of a profile (all quantizers and schemes, RQ-VAE / ResidualLFQ / prefix-share
    training included) in under 2 minutes together on the default profile;
