@@ -17,7 +17,8 @@ are what the wall minutes would be on an idle core (``*_cpu_*`` columns; ``study
 is 33 x this model's training CPU time).
 
 Before the models, a ``minilm-frozen`` variant needs the frozen text states of the dataset: the
-one-off pass is timed in its own subprocess (``states`` line; read from its manifest if cached).
+one-off pass is timed in its own subprocess (``states`` line; read from its manifest if cached,
+computed again with ``--rebuild-states``).
 
 ``--decoders N`` also runs every decoder (trie / diverse beam, exact, HF ``generate``) on N sampled
 test prompts per task of each model, interleaved, twice (``stage.compare_decoders``): queries/s and
@@ -27,7 +28,8 @@ the speed of trie beam search relative to HF's.
 N batches of train search prompts: the least that fine-tuning the text encoder would cost.
 
 Variants: ``KEY=VALUE`` pairs joined by ``,`` where KEY is a ``generative`` key. ``--parallel 2``
-runs two subprocesses side by side (e.g. the two constructions), to measure what two training
+runs two subprocesses side by side (jobs go construction by construction, so the first two
+variants of a construction run together, under the same load), to measure what two training
 processes on two cores achieve together. ``--set`` overrides any other parameter (e.g.
 ``--set decoding.test_queries_per_item=2`` to decode fewer test queries). ``--data`` and ``--ids``
 pin the upstream folders (dataset, each construction's Semantic IDs), so a change to the profile's

@@ -44,9 +44,9 @@ written by ``compare_decoders``:
     the model folder, decoding settings, methods, sample size and seed, repeats, prompts per task.
 
 The model's cache key covers the ``generative`` section (except ``seeds``: adding a seed does not
-retrain the others; and the keys of the other backbones, ``backbone.unused_keys``), the seed, and the upstream Semantic-ID and dataset folders; the
-predictions' key covers the model folder, the decoding parameters the method uses, ``k`` and
-the split.
+retrain the others; and the keys of the other backbones, ``backbone.unused_keys``), the seed,
+and the upstream Semantic-ID and dataset folders; the predictions' key covers the model folder,
+the decoding parameters the method uses, ``k`` and the split.
 """
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ from ..errors import InvalidIdError, ProfileError
 from ..metrics import recall_at_k
 from ..registry import check_construction, construction_names as constructions
 from ..semantic_ids.ids import SemanticIds
-from .backbone import FROZEN_TEXT, T5_CONFIG, build_backbone, describe, load_backbone, unused_keys
+from .backbone import FROZEN_TEXT, build_backbone, describe, load_backbone, unused_keys
 from .decoding import METHODS, DecodingSettings, ItemDecoder
 from .examples import SPLITS, ExampleBuilder, training_corpus
 from .train import peak_rss_mib, train_seq2seq
@@ -138,10 +138,6 @@ def _upstream(cfg: dict, construction: str, inputs: ModelInputs | None) -> dict:
 def resolve_inputs(cfg: dict, construction: str, inputs: ModelInputs | None = None) -> ModelInputs:
     """``inputs`` when given, else the profile's dataset and Semantic IDs of ``construction``."""
     return inputs if inputs is not None else ModelInputs.load(cfg, construction)
-
-
-#: ``generative`` parameters that shape only a ``t5-config`` backbone (``backbone.unused_keys`` says, per backbone).
-T5_CONFIG_ONLY = ("vocabulary", "d_model", "num_layers", "num_heads", "d_ff", "dropout")
 
 
 # ---- frozen text states (minilm-frozen) -----------------------------------------------------------

@@ -227,8 +227,8 @@ def build_text_states(cfg: dict, ds, data_name: str, force: bool = False) -> Tex
     """Compute (or find cached) the states of every prompt text of ``ds``; return them loaded.
 
     One pass of the frozen encoder over every distinct train and test query, shared by every
-    construction and seed (ml100k: 10,681 distinct texts, 114k tokens, 84 MB, under a minute on
-    one CPU thread; ``benchmarks/README_backbones.md``).
+    construction and seed (ml100k: 10,681 distinct texts, 114k tokens, 84 MB, 37 s on one CPU
+    thread; ``benchmarks/README_backbones.md``).
     """
     from transformers import AutoTokenizer
 
