@@ -31,6 +31,11 @@ def config_hash(obj: Any) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
+def file_digest(path: Path) -> str:
+    """A short digest of a file's bytes (an input file, such as a query set, in a cache key)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+
+
 def stage_dir(cfg: dict, stage: str, key: dict, name: str | None = None) -> Path:
     """The folder of one stage's artifact for ``key`` (its parameters plus upstream hashes)."""
     parts = [data_root(), "runs", cfg["name"], stage] + ([name] if name else []) + [config_hash(key)]

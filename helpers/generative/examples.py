@@ -108,6 +108,10 @@ class ExampleBuilder:
         queries = self.ds.query_split(split)
         if queries_per_item is not None:  # the first n paraphrases of every item (a speed knob for test)
             queries = queries[queries["pair"] < queries_per_item].reset_index(drop=True)
+        return self.search_rows(queries)
+
+    def search_rows(self, queries: pd.DataFrame) -> pd.DataFrame:
+        """Search examples of any query frame with columns query_id, item_id, text (e.g. human queries)."""
         targets = queries["item_id"].to_numpy(np.int64)
         return pd.DataFrame({
             "task": "search",

@@ -58,6 +58,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -80,6 +81,11 @@ CARD = "card.json"
 PREDICTIONS = "predictions.parquet"
 PREDICTION_COLUMNS = ["task", "query_key", "target", "ranked"]
 COMPARISON = "comparison.parquet"
+#: What ``predict`` decodes. ``valid`` and ``test``: the dataset's splits (``examples.SPLITS``);
+#: ``train``: the train queries with ``pair < evaluation.train_queries_per_item`` (search only: how
+#: well the model recalls what it was trained on, next to the test paraphrases of the same pairs);
+#: ``human``: the hand-written queries of ``evaluation.human_queries`` (search only).
+PREDICTION_SPLITS = SPLITS[1:] + ("train", "human")
 
 
 @dataclass
@@ -97,8 +103,8 @@ def _check(cfg: dict, construction: str, seed=None, split: str | None = None) ->
     check_construction(cfg, construction)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
         raise ProfileError(f"A seed must be an integer, got {seed!r}.")
-    if split is not None and split not in SPLITS[1:]:
-        raise ProfileError(f"Predictions are made for split 'valid' or 'test', got {split!r}.")
+    if split is not None and split not in PREDICTION_SPLITS:
+        raise ProfileError(f"Predictions are made for split {', '.join(map(repr, PREDICTION_SPLITS))}, got {split!r}.")
 
 
 def upstream_names(cfg: dict, construction: str) -> dict:
@@ -178,7 +184,7 @@ def model_dir(cfg: dict, construction: str, seed: int, inputs: ModelInputs | Non
     """The folder of the model for (construction, seed) under this profile."""
     _check(cfg, construction, seed)
     gen = cfg["generative"]
-    unused = {"seeds"} | unused_keys(gen)
+    unused = {"seeds", "workers"} | unused_keys(gen)  # workers: speed only
     params = {k: v for k, v in gen.items() if k not in unused}
     key = {"generative": params, "seed": int(seed), **_upstream(cfg, construction, inputs), "schema": SCHEMA}
     return artifacts.stage_dir(cfg, "generative", key, name=f"{construction}-seed{int(seed)}")
@@ -266,15 +272,37 @@ def read_card(folder: Path) -> dict:
     return json.loads((Path(folder) / CARD).read_text())
 
 
-def train_all(cfg: dict, force: bool = False, progress: bool = True) -> dict[tuple[str, int], Path]:
-    """Train every construction of ``semantic_ids.constructions`` x every ``generative.seeds``."""
-    from tqdm import tqdm  # text bars: notebooks without ipywidgets would warn with tqdm.auto
+def all_jobs(cfg: dict) -> list[tuple[str, int]]:
+    """Every (construction, seed) of the profile, seeds inside constructions."""
+    return [(c, int(s)) for c in constructions(cfg) for s in cfg["generative"]["seeds"]]
 
-    jobs = [(c, int(s)) for c in constructions(cfg) for s in cfg["generative"]["seeds"]]
-    done = {}
-    for construction, seed in tqdm(jobs, desc="generative models", disable=not progress):
-        done[(construction, seed)] = train_model(cfg, construction, seed, force=force)
-    return done
+
+def _train_job(cfg: dict, construction: str, seed: int, force: bool = False) -> Path:
+    return train_model(cfg, construction, seed, force=force)
+
+
+def train_all(cfg: dict, force: bool = False, progress: bool = True) -> dict[tuple[str, int], Path]:
+    """Train every construction of ``semantic_ids.constructions`` x every ``generative.seeds``.
+
+    ``generative.workers`` processes train side by side (:mod:`helpers.generative.workers`).
+    """
+    from .workers import run_jobs
+
+    jobs = [job for job in all_jobs(cfg) if force or not artifacts.is_complete(model_dir(cfg, *job))]
+    if _needs_text_states(cfg) and jobs:
+        build_text_states(cfg)  # once, before the workers start, rather than under a lock in the first job
+    run_jobs(_train_job, cfg, [(c, s, force) for c, s in jobs], workers=workers(cfg), desc="generative models",
+             progress=progress)
+    return {job: model_dir(cfg, *job) for job in all_jobs(cfg)}
+
+
+def workers(cfg: dict) -> int:
+    """``generative.workers``: processes that train or decode models side by side (1 = this one)."""
+    return int(cfg["generative"].get("workers") or 1)
+
+
+def _needs_text_states(cfg: dict) -> bool:
+    return cfg["generative"]["backbone"] == FROZEN_TEXT
 
 
 # ---- predictions ---------------------------------------------------------------------------------
@@ -285,7 +313,31 @@ def predictions_dir(cfg: dict, construction: str, seed: int, split: str = "test"
     key = {"model": model_dir(cfg, construction, seed, inputs).name, "decoding": settings.params(),
            "test_queries_per_item": cfg["decoding"].get("test_queries_per_item"),
            "k": int(cfg["evaluation"]["k"]), "split": split, "schema": SCHEMA}
+    if split == "train":
+        key["train_queries_per_item"] = cfg["evaluation"].get("train_queries_per_item")
+    elif split == "human":
+        from ..data.human_queries import human_queries_path
+
+        name = cfg["evaluation"].get("human_queries")
+        if not name:
+            raise ProfileError("evaluation.human_queries is null: this profile has no human query set to decode.")
+        key["human_queries"] = artifacts.file_digest(human_queries_path(name))
     return artifacts.stage_dir(cfg, "predictions", key, name=f"{construction}-seed{int(seed)}-{split}")
+
+
+def prediction_examples(cfg: dict, builder: ExampleBuilder, split: str) -> pd.DataFrame:
+    """The prompts ``predict`` decodes for ``split`` (see :data:`PREDICTION_SPLITS`)."""
+    if split == "train":
+        per_item = cfg["evaluation"].get("train_queries_per_item")
+        return builder.search_examples("train", None if per_item is None else int(per_item))
+    if split == "human":
+        from ..data.human_queries import human_queries_for
+
+        queries = human_queries_for(cfg, builder.ds)
+        if queries is None:
+            raise ProfileError("evaluation.human_queries is null: this profile has no human query set to decode.")
+        return builder.search_rows(queries)
+    return builder.build(split, test_queries_per_item=cfg["decoding"].get("test_queries_per_item"))
 
 
 def check_predictions(predictions: pd.DataFrame, n_items: int, k: int) -> None:
@@ -306,8 +358,7 @@ def predict(cfg: dict, construction: str, seed: int, split: str = "test", force:
     train_model(cfg, construction, seed, inputs=inputs)
     trained = load_model(cfg, construction, seed, inputs)
     ds, ids = inputs.dataset, inputs.semantic_ids
-    examples = ExampleBuilder(ds, ids, trained.tokenizer, cfg["generative"]).build(
-        split, test_queries_per_item=cfg["decoding"].get("test_queries_per_item"))
+    examples = prediction_examples(cfg, ExampleBuilder(ds, ids, trained.tokenizer, cfg["generative"]), split)
     settings = DecodingSettings.from_cfg(cfg["decoding"])
     k = int(cfg["evaluation"]["k"])
     predictions, seconds = ItemDecoder(trained.model, trained.tokenizer, ids, settings).timed_rank_examples(examples, k)
@@ -336,15 +387,39 @@ def load_predictions(cfg: dict, construction: str, seed: int, split: str = "test
     return predictions
 
 
-def predict_all(cfg: dict, split: str = "test", force: bool = False, progress: bool = True) -> dict:
-    """``predict`` for every construction x seed of the profile; returns the manifests."""
-    from tqdm import tqdm  # text bars: notebooks without ipywidgets would warn with tqdm.auto
+def profile_splits(cfg: dict) -> tuple[str, ...]:
+    """What notebook 04 decodes: the test split, the diagnostic train queries and, when the profile
+    names a set (``evaluation.human_queries``), the hand-written queries."""
+    return ("test", "train") + (("human",) if cfg["evaluation"].get("human_queries") else ())
 
-    jobs = [(c, int(s)) for c in constructions(cfg) for s in cfg["generative"]["seeds"]]
-    manifests = {}
-    for construction, seed in tqdm(jobs, desc=f"{split} predictions", disable=not progress):
-        predict(cfg, construction, seed, split, force=force)
-        manifests[(construction, seed)] = artifacts.read_manifest(predictions_dir(cfg, construction, seed, split))
+
+def _predict_job(cfg: dict, construction: str, seed: int, splits: tuple[str, ...], force: bool = False) -> None:
+    for split in splits:
+        if force or not artifacts.is_complete(predictions_dir(cfg, construction, seed, split)):
+            predict(cfg, construction, seed, split, force=force)
+
+
+def predict_all(cfg: dict, split: str | Sequence[str] = "test", force: bool = False, progress: bool = True) -> dict:
+    """``predict`` for every construction x seed of the profile; returns the manifests.
+
+    ``split``: one split or several (decoded by the same job, one model load); with several the
+    manifests are keyed (construction, seed, split). ``generative.workers`` processes decode side
+    by side.
+    """
+    from .workers import run_jobs
+
+    splits = (split,) if isinstance(split, str) else tuple(split)
+    for name in splits:
+        if name not in PREDICTION_SPLITS:
+            raise ProfileError(f"Predictions are made for split {', '.join(map(repr, PREDICTION_SPLITS))}, got {name!r}.")
+    pending = [(c, s) for c, s in all_jobs(cfg)
+               if force or not all(artifacts.is_complete(predictions_dir(cfg, c, s, name)) for name in splits)]
+    run_jobs(_predict_job, cfg, [(c, s, splits, force) for c, s in pending], workers=workers(cfg),
+             desc=f"{'/'.join(splits)} predictions", progress=progress)
+    manifests = {(c, s, name): artifacts.read_manifest(predictions_dir(cfg, c, s, name))
+                 for c, s in all_jobs(cfg) for name in splits}
+    if isinstance(split, str):
+        return {(c, s): manifest for (c, s, _), manifest in manifests.items()}
     return manifests
 
 
