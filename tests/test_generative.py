@@ -646,5 +646,7 @@ def test_stage_refuses_unknown_construction_seed_and_split(stage_cfg):
         stage.model_dir(cfg, "no_such_construction", 0)
     with pytest.raises(ProfileError, match="integer"):
         stage.model_dir(cfg, "multitask", "zero")
-    with pytest.raises(ProfileError, match="valid' or 'test"):
-        stage.predictions_dir(cfg, "multitask", 0, "train")
+    with pytest.raises(ProfileError, match="'valid', 'test', 'train', 'human'"):
+        stage.predictions_dir(cfg, "multitask", 0, "bogus")
+    with pytest.raises(ProfileError, match="human_queries is null"):
+        stage.predictions_dir({**cfg, "evaluation": {**cfg["evaluation"], "human_queries": None}}, "multitask", 0, "human")
