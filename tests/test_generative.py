@@ -581,6 +581,8 @@ def test_model_keys_cover_only_the_backbone_s_own_keys(stage_cfg):
     without = {k: v for k, v in cfg["generative"].items() if k not in ("text_encoder", "encoder_layers")}
     assert stage.model_dir({**cfg, "generative": without}, "multitask", 0, inputs) == folder
     assert with_(text_encoder="mpnet") == folder and with_(encoder_layers=3) == folder
+    # speed and resumption settings do not retrain a model either
+    assert with_(workers=7) == folder and with_(save_steps=100) == folder and with_(seeds=[5, 6]) == folder
     assert with_(d_model=64) != folder
     frozen = with_(backbone="minilm-frozen")
     assert frozen != folder and with_(backbone="minilm-frozen", vocabulary="full") == frozen
@@ -650,3 +652,26 @@ def test_stage_refuses_unknown_construction_seed_and_split(stage_cfg):
         stage.predictions_dir(cfg, "multitask", 0, "bogus")
     with pytest.raises(ProfileError, match="human_queries is null"):
         stage.predictions_dir({**cfg, "evaluation": {**cfg["evaluation"], "human_queries": None}}, "multitask", 0, "human")
+
+
+def test_decoding_device_follows_the_setting_and_refuses_a_missing_gpu(monkeypatch):
+    import torch
+
+    from helpers.generative.stage import decoding_device
+
+    assert decoding_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert decoding_device("auto") == torch.device("cpu")
+    with pytest.raises(ProfileError, match="sees no GPU"):
+        decoding_device("cuda:0")
+    with pytest.raises(ProfileError, match="not a device"):
+        decoding_device("tpu-please")
+
+
+def test_checkpoints_every_save_steps_or_every_epoch(tmp_path):
+    from helpers.generative.train import training_arguments
+
+    per_epoch = training_arguments({**TINY, "save_steps": None}, tmp_path, 0, True, 100)
+    assert per_epoch.save_strategy.value == "epoch"
+    stepped = training_arguments({**TINY, "save_steps": 3}, tmp_path, 0, True, 100)
+    assert stepped.save_strategy.value == "steps" and stepped.save_steps == 3

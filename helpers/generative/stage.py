@@ -184,7 +184,7 @@ def model_dir(cfg: dict, construction: str, seed: int, inputs: ModelInputs | Non
     """The folder of the model for (construction, seed) under this profile."""
     _check(cfg, construction, seed)
     gen = cfg["generative"]
-    unused = {"seeds", "workers"} | unused_keys(gen)  # workers: speed only
+    unused = {"seeds", "workers", "save_steps"} | unused_keys(gen)  # how, not what, a model trains
     params = {k: v for k, v in gen.items() if k not in unused}
     key = {"generative": params, "seed": int(seed), **_upstream(cfg, construction, inputs), "schema": SCHEMA}
     return artifacts.stage_dir(cfg, "generative", key, name=f"{construction}-seed{int(seed)}")
@@ -265,7 +265,28 @@ def load_model(cfg: dict, construction: str, seed: int, inputs: ModelInputs | No
                                f"The generative model for {construction} (seed {seed})", PRODUCED_BY, cfg)
     states = load_text_states(cfg, inputs) if cfg["generative"]["backbone"] == FROZEN_TEXT else None
     model, tokenizer = load_backbone(folder, text_states=states)
+    model = model.to(decoding_device(cfg["decoding"].get("device", "auto")))
     return TrainedModel(model=model.eval(), tokenizer=tokenizer, path=folder, card=read_card(folder))
+
+
+def decoding_device(setting: str = "auto"):
+    """``decoding.device``: ``auto`` (the GPU when there is one, else the CPU), ``cpu``, ``cuda[:i]``.
+
+    Every decoder runs where the model is (the trie and the prompts follow it), so a GPU machine
+    decodes on its GPU without further settings.
+    """
+    import torch
+
+    setting = str(setting or "auto")
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(setting)
+    except RuntimeError as err:
+        raise ProfileError(f"decoding.device {setting!r} is not a device: use auto, cpu or cuda[:index].") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ProfileError(f"decoding.device is {setting!r} but torch sees no GPU here; use auto or cpu.")
+    return device
 
 
 def read_card(folder: Path) -> dict:

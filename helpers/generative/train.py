@@ -75,7 +75,9 @@ def training_arguments(gen_cfg: dict, output_dir: Path, seed: int, with_eval: bo
         train_sampling_strategy="group_by_length",
         eval_strategy="epoch" if with_eval else "no",
         prediction_loss_only=True,
-        save_strategy="epoch",          # resumable: a re-run continues from the last epoch
+        # resumable: a re-run continues from the last checkpoint, every epoch or every save_steps steps
+        save_strategy="steps" if gen_cfg.get("save_steps") else "epoch",
+        save_steps=int(gen_cfg.get("save_steps") or 500),
         save_total_limit=1,
         logging_strategy="steps",
         logging_steps=max(1, steps_per_epoch // 4),  # four points per epoch for the training curve
