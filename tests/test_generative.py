@@ -106,6 +106,7 @@ def test_examples_follow_the_splits(synthetic_dataset):
         recent = history[:position][-TINY["history_window"]:]
         assert row["input_ids"] == builder.rec_head + rec_ids[recent].reshape(-1).tolist() + builder.rec_tail
         assert row["labels"] == rec_ids[row["target"]].tolist()
+    assert train["seen"].map(len).sum() == 0, "train rows are never decoded: no history prefix is kept"
     test_rec = test[test["task"] == "rec"].set_index("query_key")
     test_targets = ds.targets("test")
     for user in range(ds.n_users):

@@ -11,8 +11,8 @@ target    int64 item_id the prompt should produce
 input_ids list[int]: the tokenized prompt (special tokens included, at most ``max_input_tokens``)
 labels    list[int]: the target's ID tokens in the model's vocabulary (no end token: IDs have a
           fixed length per task, so the decoder always knows when to stop)
-seen      list[int]: item ids the user already interacted with (``rec`` rows); decoders may
-          leave them out of a ranking. Empty for search.
+seen      list[int]: item ids the user already interacted with (``rec`` rows of ``valid`` and
+          ``test``); decoders may leave them out of a ranking. Empty for search and for ``train``.
 ========  ===========================================================================
 
 Prompts (paper, section 4; Penha et al.'s joint S&R model):
@@ -143,7 +143,9 @@ class ExampleBuilder:
             "target": np.array([r[1] for r in rows], dtype=np.int64),
             "input_ids": [self.rec_input(r[2]) for r in rows],
             "labels": [self.rec_ids[r[1]].tolist() for r in rows],
-            "seen": [np.asarray(r[2], dtype=np.int64).tolist() for r in rows],
+            # train rows are never decoded: keeping each history prefix would cost the sum of squared
+            # history lengths (~559 GiB on MovieLens-25M, benchmarks/README_scale.md)
+            "seen": [[] for _ in rows] if split == "train" else [np.asarray(r[2], dtype=np.int64).tolist() for r in rows],
         }, columns=COLUMNS)
 
     def build(self, split: str, tasks: tuple[str, ...] = ("search", "rec"),
