@@ -14,8 +14,8 @@ reused). The profile is ``--profile``, by default the results folder's name when
 Every CSV table of the committed folder is compared (the ``*_display.csv`` files are skipped: they
 are strings formatted from ``table1/2/3.csv``, which are compared):
 
-* rows are matched by their key columns (``method`` in tables 1-3, ``space, method`` in the dense
-  references, ``claim`` in the findings, ``metric, method_a, method_b`` in the significance tests,
+* rows are matched by their key columns (``method`` in tables 1-3 and the human queries, ``space,
+  method`` in the dense references, ``construction`` in the memorisation table, ``claim`` in the findings, ``metric, method_a, method_b`` in the significance tests,
   the row label in the baselines);
 * numbers: ``|expected - actual| <= tolerance`` (``--tolerance``, default 0.005: the recalls and
   their means and standard deviations); the paper's published numbers (``*_paper*`` columns)
@@ -50,6 +50,7 @@ KEYS = {
     "table1": ["method"], "table2": ["method"], "table3": ["method"],
     "dense_references": ["space", "method"],
     "findings": ["claim"],
+    "memorisation": ["construction"], "human_queries": ["method"],
     "baselines": [0],  # the unnamed index column: Random, Most popular (...), Lexical (...)
 }
 SIGNIFICANCE_KEYS = ["metric", "method_a", "method_b"]

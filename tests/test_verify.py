@@ -168,17 +168,14 @@ def test_smoke_results_verify_and_a_perturbed_value_is_named(tmp_path, capsys):
     from helpers.config import load_profile
     from helpers.data.stage import build_dataset
     from helpers.embeddings.stage import reference_recalls
-    from helpers.evaluation.stage import resolve_constructions, resolve_seeds
-    from helpers.generative.stage import predict
+    from helpers.generative.stage import predict_all, profile_splits
     from helpers.semantic_ids.stage import build_all_semantic_ids
 
     cfg = load_profile("smoke")  # stages 01-04, cached (free when other smoke tests built them)
     build_dataset(cfg)
     build_all_semantic_ids(cfg)
     reference_recalls(cfg)
-    for construction in resolve_constructions(cfg):
-        for seed in resolve_seeds(cfg):
-            predict(cfg, construction, seed, "test")
+    predict_all(cfg, profile_splits(cfg), progress=False)  # what notebook 05 reads: test, train, human
     runs = []
     for name in ("first", "second"):
         results = tmp_path / name / "results"
