@@ -5,7 +5,6 @@ import csv
 import operator
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from helpers.errors import DataError

@@ -430,9 +430,6 @@ def predict_all(cfg: dict, split: str | Sequence[str] = "test", force: bool = Fa
     from .workers import run_jobs
 
     splits = (split,) if isinstance(split, str) else tuple(split)
-    for name in splits:
-        if name not in PREDICTION_SPLITS:
-            raise ProfileError(f"Predictions are made for split {', '.join(map(repr, PREDICTION_SPLITS))}, got {name!r}.")
     pending = [(c, s) for c, s in all_jobs(cfg)
                if force or not all(artifacts.is_complete(predictions_dir(cfg, c, s, name)) for name in splits)]
     run_jobs(_predict_job, cfg, [(c, s, splits, force) for c, s in pending], workers=workers(cfg),
