@@ -382,7 +382,10 @@ def test_plots_write_png_and_svg(results, tmp_path):
     }
     for stem, fig in figures.items():
         paths = plots.save_figure(fig, tmp_path / "figs", stem)
+        again = plots.save_figure(fig, tmp_path / "again", stem)  # same figure, same bytes: runs compare file by file
         plt.close(fig)
+        assert [p.read_bytes() for p in paths] == [p.read_bytes() for p in again]
+        assert b"<dc:date>" not in paths[1].read_bytes()
         assert [p.suffix for p in paths] == [".png", ".svg"]
         assert all(p.stat().st_size > 1000 for p in paths)
         assert paths[0].read_bytes()[:4] == b"\x89PNG" and b"<svg" in paths[1].read_bytes()[:500]

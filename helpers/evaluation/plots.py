@@ -37,12 +37,18 @@ def _family(method: str) -> str:
 
 
 def save_figure(fig: plt.Figure, folder: str | Path, stem: str, dpi: int = 150) -> list[Path]:
-    """Write ``<stem>.png`` and ``<stem>.svg`` into ``folder``; returns both paths."""
+    """Write ``<stem>.png`` and ``<stem>.svg`` into ``folder``; returns both paths.
+
+    The same figure gives the same bytes on every run: the SVG carries no date and its element ids
+    come from a fixed salt (matplotlib draws them at random otherwise), so two runs of the study can
+    be compared file by file (``python -m helpers.artifact_diff``).
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{stem}.png", folder / f"{stem}.svg"]
     fig.savefig(paths[0], dpi=dpi, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight")
+    with plt.rc_context({"svg.hashsalt": stem}):
+        fig.savefig(paths[1], bbox_inches="tight", metadata={"Date": None})
     return paths
 
 
