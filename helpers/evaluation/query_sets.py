@@ -57,8 +57,10 @@ def memorisation_table(cfg: dict, constructions=None) -> pd.DataFrame:
     ``search_train`` (test pair p paraphrases train pair p of the same item), so the gap compares
     like with like; ``search_test`` is over every decoded test query, as in Table 2.
     """
+    from transformers import AutoTokenizer
+
     from ..data.stage import load_dataset
-    from ..generative.stage import load_model, load_predictions
+    from ..generative.stage import load_predictions, model_dir
 
     constructions = resolve_constructions(cfg, constructions)
     k = int(cfg["evaluation"]["k"])
@@ -75,7 +77,7 @@ def memorisation_table(cfg: dict, constructions=None) -> pd.DataFrame:
             same = searched[pairs.loc[searched["query_key"]].to_numpy() < (per_item if per_item is not None else np.inf)]
             trained = load_predictions(cfg, construction, seed, "train")
             values.append((_recall(trained, k), _recall(same, k), _recall(test, k), len(trained)))
-        tokenizer = load_model(cfg, construction, _seeds(cfg)[0]).tokenizer
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir(cfg, construction, _seeds(cfg)[0])))  # no weights needed
         shares = token_shares(tokenizer, train["text"], dataset.query_split("test")["text"])
         mean = np.nanmean(np.array([v[:3] for v in values], dtype=float), axis=0)
         rows.append({"construction": construction, "n_seeds": len(values), "search_train": mean[0],
@@ -102,7 +104,7 @@ def dense_human_hits(cfg: dict, queries: pd.DataFrame) -> dict[str, np.ndarray]:
     return out
 
 
-def human_query_table(cfg: dict, constructions=None, with_dense: bool = True) -> pd.DataFrame | None:
+def human_query_table(cfg: dict, constructions=None) -> pd.DataFrame | None:
     """Search Recall@K on the human queries: every construction (mean ± std over seeds), the dense
     references, the lexical baseline, most-popular and random (:data:`HUMAN_COLUMNS`); None when
     the profile has no human query set (``evaluation.human_queries: null``)."""
@@ -131,9 +133,8 @@ def human_query_table(cfg: dict, constructions=None, with_dense: bool = True) ->
     for construction in constructions:
         add(display_name(construction), "generative",
             [_recall(load_predictions(cfg, construction, seed, "human"), k) for seed in _seeds(cfg)])
-    if with_dense:
-        for space, hits in dense_human_hits(cfg, queries).items():
-            add(f"dense retrieval, {space} space", "dense reference", [hits.mean()])
+    for space, hits in dense_human_hits(cfg, queries).items():
+        add(f"dense retrieval, {space} space", "dense reference", [hits.mean()])
     train = dataset.query_split("train")
     lexical = lexical_search_hits(train["text"].tolist(), train["item_id"].to_numpy(), queries["text"].tolist(),
                                   targets, dataset.n_items, k, seed=int(cfg["evaluation"].get("baseline_seed", 0)))

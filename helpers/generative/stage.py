@@ -339,11 +339,15 @@ def predictions_dir(cfg: dict, construction: str, seed: int, split: str = "test"
     elif split == "human":
         from ..data.human_queries import human_queries_path
 
-        name = cfg["evaluation"].get("human_queries")
-        if not name:
-            raise ProfileError("evaluation.human_queries is null: this profile has no human query set to decode.")
-        key["human_queries"] = artifacts.file_digest(human_queries_path(name))
+        key["human_queries"] = artifacts.file_digest(human_queries_path(_human_queries_name(cfg)))
     return artifacts.stage_dir(cfg, "predictions", key, name=f"{construction}-seed{int(seed)}-{split}")
+
+
+def _human_queries_name(cfg: dict) -> str:
+    name = cfg["evaluation"].get("human_queries")
+    if not name:
+        raise ProfileError("evaluation.human_queries is null: this profile has no human query set to decode.")
+    return name
 
 
 def prediction_examples(cfg: dict, builder: ExampleBuilder, split: str) -> pd.DataFrame:
@@ -352,12 +356,9 @@ def prediction_examples(cfg: dict, builder: ExampleBuilder, split: str) -> pd.Da
         per_item = cfg["evaluation"].get("train_queries_per_item")
         return builder.search_examples("train", None if per_item is None else int(per_item))
     if split == "human":
-        from ..data.human_queries import human_queries_for
+        from ..data.human_queries import load_human_queries
 
-        queries = human_queries_for(cfg, builder.ds)
-        if queries is None:
-            raise ProfileError("evaluation.human_queries is null: this profile has no human query set to decode.")
-        return builder.search_rows(queries)
+        return builder.search_rows(load_human_queries(_human_queries_name(cfg), builder.ds.items))
     return builder.build(split, test_queries_per_item=cfg["decoding"].get("test_queries_per_item"))
 
 
@@ -377,7 +378,13 @@ def predict(cfg: dict, construction: str, seed: int, split: str = "test", force:
         return load_predictions(cfg, construction, seed, split, inputs)
     inputs = resolve_inputs(cfg, construction, inputs)
     train_model(cfg, construction, seed, inputs=inputs)
-    trained = load_model(cfg, construction, seed, inputs)
+    _decode(cfg, construction, seed, split, inputs, load_model(cfg, construction, seed, inputs))
+    return load_predictions(cfg, construction, seed, split, inputs)
+
+
+def _decode(cfg: dict, construction: str, seed: int, split: str, inputs: ModelInputs, trained: TrainedModel) -> None:
+    """Decode ``split`` with a loaded model and write its predictions artifact."""
+    folder = predictions_dir(cfg, construction, seed, split, inputs)
     ds, ids = inputs.dataset, inputs.semantic_ids
     examples = prediction_examples(cfg, ExampleBuilder(ds, ids, trained.tokenizer, cfg["generative"]), split)
     settings = DecodingSettings.from_cfg(cfg["decoding"])
@@ -394,7 +401,6 @@ def predict(cfg: dict, construction: str, seed: int, split: str = "test", force:
                 "peak_rss_mib": peak_rss_mib()}
     with artifacts.atomic_dir(folder, manifest) as tmp:
         predictions.to_parquet(tmp / PREDICTIONS, index=False)
-    return load_predictions(cfg, construction, seed, split, inputs)
 
 
 def load_predictions(cfg: dict, construction: str, seed: int, split: str = "test",
@@ -415,9 +421,15 @@ def profile_splits(cfg: dict) -> tuple[str, ...]:
 
 
 def _predict_job(cfg: dict, construction: str, seed: int, splits: tuple[str, ...], force: bool = False) -> None:
-    for split in splits:
-        if force or not artifacts.is_complete(predictions_dir(cfg, construction, seed, split)):
-            predict(cfg, construction, seed, split, force=force)
+    """Decode the missing ``splits`` of one model: its inputs and weights are loaded once for all."""
+    todo = [split for split in splits if force or not artifacts.is_complete(predictions_dir(cfg, construction, seed, split))]
+    if not todo:
+        return
+    inputs = resolve_inputs(cfg, construction)
+    train_model(cfg, construction, seed, inputs=inputs)
+    trained = load_model(cfg, construction, seed, inputs)
+    for split in todo:
+        _decode(cfg, construction, seed, split, inputs, trained)
 
 
 def predict_all(cfg: dict, split: str | Sequence[str] = "test", force: bool = False, progress: bool = True) -> dict:
