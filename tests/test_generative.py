@@ -584,6 +584,7 @@ def test_model_keys_cover_only_the_backbone_s_own_keys(stage_cfg):
     assert with_(text_encoder="mpnet") == folder and with_(encoder_layers=3) == folder
     # speed and resumption settings do not retrain a model either
     assert with_(workers=7) == folder and with_(save_steps=100) == folder and with_(seeds=[5, 6]) == folder
+    assert with_(torch_compile=True) == folder
     assert with_(d_model=64) != folder
     frozen = with_(backbone="minilm-frozen")
     assert frozen != folder and with_(backbone="minilm-frozen", vocabulary="full") == frozen
@@ -676,3 +677,13 @@ def test_checkpoints_every_save_steps_or_every_epoch(tmp_path):
     assert per_epoch.save_strategy.value == "epoch"
     stepped = training_arguments({**TINY, "save_steps": 3}, tmp_path, 0, True, 100)
     assert stepped.save_strategy.value == "steps" and stepped.save_steps == 3
+
+
+def test_torch_compile_reaches_the_trainer_and_refuses_a_non_bool(tmp_path):
+    from helpers.errors import ProfileError
+    from helpers.generative.train import training_arguments
+
+    assert training_arguments({**TINY, "torch_compile": True}, tmp_path, 0, False, 100).torch_compile is True
+    assert training_arguments(TINY, tmp_path, 0, False, 100).torch_compile is False
+    with pytest.raises(ProfileError, match="torch_compile"):
+        training_arguments({**TINY, "torch_compile": "yes"}, tmp_path, 0, False, 100)

@@ -184,7 +184,7 @@ def model_dir(cfg: dict, construction: str, seed: int, inputs: ModelInputs | Non
     """The folder of the model for (construction, seed) under this profile."""
     _check(cfg, construction, seed)
     gen = cfg["generative"]
-    unused = {"seeds", "workers", "save_steps"} | unused_keys(gen)  # how, not what, a model trains
+    unused = {"seeds", "workers", "save_steps", "torch_compile"} | unused_keys(gen)  # how, not what, a model trains
     params = {k: v for k, v in gen.items() if k not in unused}
     key = {"generative": params, "seed": int(seed), **_upstream(cfg, construction, inputs), "schema": SCHEMA}
     return artifacts.stage_dir(cfg, "generative", key, name=f"{construction}-seed{int(seed)}")

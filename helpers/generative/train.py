@@ -43,6 +43,18 @@ def resolve_bf16(setting) -> bool:
     return setting
 
 
+def resolve_compile(setting) -> bool:
+    """``generative.torch_compile``: compile the model with ``torch.compile`` (the trainer's own flag).
+
+    On a GPU a small model's training step is bound by the host launching thousands of kernels, not
+    by the GPU (benchmarks/README_scale.md, "Measured on a GPU"); compiling fuses them. On this CPU
+    compilation costs minutes and gains little, so profiles leave it off.
+    """
+    if not isinstance(setting, bool):
+        raise ProfileError(f"generative.torch_compile must be true or false, got {setting!r}.")
+    return setting
+
+
 def to_hf_dataset(examples: pd.DataFrame):
     """The two columns the trainer needs, as a ``datasets.Dataset``."""
     import datasets
@@ -72,6 +84,7 @@ def training_arguments(gen_cfg: dict, output_dir: Path, seed: int, with_eval: bo
         seed=int(seed),
         data_seed=int(seed),
         bf16=resolve_bf16(gen_cfg.get("bf16", "auto")),
+        torch_compile=resolve_compile(gen_cfg.get("torch_compile", False)),
         train_sampling_strategy="group_by_length",
         eval_strategy="epoch" if with_eval else "no",
         prediction_loss_only=True,
@@ -109,11 +122,12 @@ def epoch_logger(label: str, n_examples: int):
 
 def train_seq2seq(model, tokenizer, train_examples: pd.DataFrame, valid_examples: pd.DataFrame | None,
                   gen_cfg: dict, seed: int, checkpoint_dir: Path, progress: bool = False,
-                  label: str = "model") -> dict:
+                  label: str = "model", callbacks: list | None = None) -> dict:
     """Train ``model`` in place on the examples; return the training card (times, losses, memory).
 
     ``checkpoint_dir`` holds the trainer's per-epoch checkpoints; if it already holds one (an
-    interrupted run of the same configuration), training resumes from it.
+    interrupted run of the same configuration), training resumes from it. ``callbacks``: more
+    ``transformers.TrainerCallback`` objects (e.g. a benchmark's clock).
     """
     from transformers import DataCollatorForSeq2Seq, PrinterCallback, Seq2SeqTrainer
     from transformers.trainer_utils import get_last_checkpoint
@@ -133,6 +147,8 @@ def train_seq2seq(model, tokenizer, train_examples: pd.DataFrame, valid_examples
     if not progress:
         trainer.remove_callback(PrinterCallback)  # keep notebooks quiet; the curve is in the card
     trainer.add_callback(epoch_logger(label, len(train_examples)))  # INFO: shown by the study runner only
+    for callback in callbacks or ():
+        trainer.add_callback(callback)
     Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
     resume = get_last_checkpoint(str(checkpoint_dir))
     started = time.time()
