@@ -471,11 +471,13 @@ def predict(result: dict) -> list[tuple[str, str, str]]:
     per_epoch = meta["rec_examples_per_epoch"] + meta["search_examples_per_epoch"]
     seeds = len(meta["profile"]["generative"]["seeds"])
     for t in gen.get("train", []):
-        rate = t.get("steady_examples_per_second") or t["examples_per_second"]
+        steady, whole = t.get("steady_examples_per_second"), t["examples_per_second"]
+        rate = steady or whole
+        measured = (f"{steady:,.0f} examples/s after {result['args'].get('warm_steps')} steps ({whole:,.0f} over the "
+                    f"whole run)" if steady else f"{whole:,.0f} examples/s over the whole run")
         hours = epochs * per_epoch / rate / 3600
         rows.append((f"04 training, batch {t['batch_size']}, bf16 {t['bf16']}, torch.compile {t.get('torch_compile', False)}",
-                     f"{rate:,.0f} examples/s after {result['args'].get('warm_steps', 0)} steps "
-                     f"({t['examples_per_second']:,.0f} over the whole run), GPU peak {t.get('gpu_peak_allocated_gib')} GiB",
+                     f"{measured}, GPU peak {t.get('gpu_peak_allocated_gib')} GiB",
                      f"{hours:.2f} h per model ({epochs:g} x {per_epoch:,} examples); {11 * seeds * hours:.0f} h for 11 x {seeds}"))
     for d in gen.get("decode", []):
         s, r = d["search"]["prompts_per_second"], d["rec"]["prompts_per_second"]
