@@ -338,8 +338,8 @@ def run_train_profile(pack: Path, meta: dict, args) -> dict:
     import torch
     from transformers import DataCollatorForSeq2Seq, TrainerCallback
 
-    from helpers.generative import train as train_module
     from helpers.generative.backbone import build_backbone
+    from helpers.generative.train import train_seq2seq
     from helpers.semantic_ids.ids import SemanticIds
 
     ids = SemanticIds.load(pack / "ids")
@@ -403,19 +403,13 @@ def run_train_profile(pack: Path, meta: dict, args) -> dict:
                         out["profile_by_cuda"] = self.prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=15)
                     print(table, flush=True)
 
-        callback = Profile()
-        original = train_module.epoch_logger
-        train_module.epoch_logger = lambda label, n: callback  # the profiler rides where the epoch logger goes
-        try:
-            model2, _ = build_backbone({**gen, "backbone": str(folder)}, ids)
-            started = time.perf_counter()
-            card = train_module.train_seq2seq(model2, tokenizer, train.iloc[:batch * 40], None,
-                                              {**gen, "epochs": 1, "batch_size": batch, "save_steps": None}, 0,
-                                              Path(tmp) / "ckpt")
-            out["trainer_40_steps_seconds"] = round(time.perf_counter() - started, 2)
-            out["trainer_examples_per_second"] = card["train_examples_per_second"]
-        finally:
-            train_module.epoch_logger = original
+        model2, _ = build_backbone({**gen, "backbone": str(folder)}, ids)
+        started = time.perf_counter()
+        card = train_seq2seq(model2, tokenizer, train.iloc[:batch * 40], None,
+                             {**gen, "epochs": 1, "batch_size": batch, "save_steps": None}, 0, Path(tmp) / "ckpt",
+                             callbacks=[Profile()])
+        out["trainer_40_steps_seconds"] = round(time.perf_counter() - started, 2)
+        out["trainer_examples_per_second"] = card["train_examples_per_second"]
     return out
 
 

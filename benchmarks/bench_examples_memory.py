@@ -1,0 +1,115 @@
+"""Host memory of notebook 04's train examples per example, at MovieLens-25M scale.
+
+The paper profile trains on every history position of every user (``rec_targets_per_user: null``):
+25.1M examples on the 62,423-item synthetic catalogue, more than this machine's memory holds as
+Python lists. This builds ``ExampleBuilder.rec_examples("train")`` for a random subset of users
+with ``--examples`` train positions, then ``train.to_hf_dataset`` (what the trainer reads), and
+reports resident memory per example: held by the examples frame, and the peak over the inputs
+while converting (``VmHWM`` after a reset). Memory is linear in the number of examples (no history
+copy per row), so bytes per example x examples per epoch predicts the full size.
+
+    .venv/bin/python benchmarks/bench_scale.py --root /tmp/sid-gpu --stages generate data --sizes 62423
+    .venv/bin/python benchmarks/bench_examples_memory.py --root /tmp/sid-gpu --examples 1000000 2000000
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import bench_scale  # noqa: E402  (profile_for, stand_in_ids)
+
+GIB = 2**30
+
+
+def memory() -> dict:
+    """VmRSS and VmHWM of this process, in bytes."""
+    out = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(("VmRSS:", "VmHWM:")):
+            out[line.split(":")[0]] = int(line.split()[1]) * 1024
+    return out
+
+
+def measure(root: Path, n_items: int, examples: int) -> dict:
+    from transformers import AutoTokenizer
+
+    from helpers.data.stage import load_dataset
+    from helpers.generative.backbone import add_id_tokens, minilm_tokenizer_path
+    from helpers.generative.examples import ExampleBuilder
+    from helpers.generative.train import to_hf_dataset
+
+    os.environ.setdefault("SID_DATA_ROOT", str(root / "data"))
+    cfg = bench_scale.profile_for(root, n_items)
+    ds = load_dataset(cfg)
+    ids = bench_scale.stand_in_ids(cfg, ds.n_items, root)
+    tokenizer = AutoTokenizer.from_pretrained(str(minilm_tokenizer_path()))
+    add_id_tokens(tokenizer, ids)
+    builder = ExampleBuilder(ds, ids, tokenizer, cfg["generative"])
+    histories = ds.histories(("train",))
+    chosen, total = [], 0
+    for user in np.random.default_rng(0).permutation(len(histories)):
+        chosen.append(histories[user])
+        total += max(len(histories[user]) - 1, 0)
+        if total >= examples:
+            break
+
+    class Users:  # the builder reads histories only through this method
+        @staticmethod
+        def histories(splits):
+            return chosen
+
+    per_epoch = int(sum(max(len(h) - 1, 0) for h in histories)) + int((ds.queries["split"] == "train").sum())
+    builder.ds = Users()
+    gc.collect()
+    before = memory()["VmRSS"]
+    Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+    started = time.perf_counter()
+    frame = builder.rec_examples("train")
+    build_s = time.perf_counter() - started
+    gc.collect()
+    held = memory()["VmRSS"] - before
+    started = time.perf_counter()
+    to_hf_dataset(frame)
+    convert_s = time.perf_counter() - started
+    peak = memory()["VmHWM"] - before
+    n = len(frame)
+    return {"examples": n, "users": len(chosen), "mean_input_tokens": round(float(frame["input_ids"].map(len).mean()), 2),
+            "build_s": round(build_s, 1), "to_hf_dataset_s": round(convert_s, 1),
+            "held_bytes_per_example": round(held / n), "peak_bytes_per_example": round(peak / n),
+            "examples_per_epoch": per_epoch,
+            "predicted_full_held_gib": round(held / n * per_epoch / GIB, 1),
+            "predicted_full_peak_gib": round(peak / n * per_epoch / GIB, 1),
+            "predicted_full_seconds": round((build_s + convert_s) / n * per_epoch)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, required=True, help="bench_scale.py's --root")
+    parser.add_argument("--items", type=int, default=bench_scale.FULL)
+    parser.add_argument("--examples", type=int, nargs="+", default=[1_000_000])
+    args = parser.parse_args(argv)
+    for n in args.examples:  # one child per size: a fresh heap, so sizes do not share freed memory
+        if len(args.examples) > 1:
+            import subprocess
+
+            subprocess.run([sys.executable, __file__, "--root", str(args.root), "--items", str(args.items),
+                            "--examples", str(n)], check=True)
+        else:
+            print(json.dumps(measure(args.root, args.items, n)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
