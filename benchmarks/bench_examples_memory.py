@@ -28,18 +28,22 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import bench_scale  # noqa: E402  (profile_for, stand_in_ids)
+import bench_scale  # noqa: E402  (profile_for, stand_in_ids, _status)
 
 GIB = 2**30
 
 
-def memory() -> dict:
-    """VmRSS and VmHWM of this process, in bytes."""
-    out = {}
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(("VmRSS:", "VmHWM:")):
-            out[line.split(":")[0]] = int(line.split()[1]) * 1024
-    return out
+def release_freed() -> None:
+    """Collect garbage and hand freed memory back to the OS (glibc's heap and Arrow's pool), so RSS
+    differences count live objects only: otherwise memory freed while loading the data set is
+    returned mid-measurement and RSS falls."""
+    import ctypes
+
+    import pyarrow
+
+    gc.collect()
+    pyarrow.default_memory_pool().release_unused()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def measure(root: Path, n_items: int, examples: int) -> dict:
@@ -72,18 +76,18 @@ def measure(root: Path, n_items: int, examples: int) -> dict:
 
     per_epoch = int(sum(max(len(h) - 1, 0) for h in histories)) + int((ds.queries["split"] == "train").sum())
     builder.ds = Users()
-    gc.collect()
-    before = memory()["VmRSS"]
+    release_freed()
+    before = bench_scale._status("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
     started = time.perf_counter()
     frame = builder.rec_examples("train")
     build_s = time.perf_counter() - started
-    gc.collect()
-    held = memory()["VmRSS"] - before
+    release_freed()
+    held = bench_scale._status("VmRSS") - before
     started = time.perf_counter()
     to_hf_dataset(frame)
     convert_s = time.perf_counter() - started
-    peak = memory()["VmHWM"] - before
+    peak = bench_scale._status("VmHWM") - before
     n = len(frame)
     return {"examples": n, "users": len(chosen), "mean_input_tokens": round(float(frame["input_ids"].map(len).mean()), 2),
             "build_s": round(build_s, 1), "to_hf_dataset_s": round(convert_s, 1),

@@ -45,7 +45,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import bench_scale  # noqa: E402  (base_t5's architecture, the samplers, Meter)
 
 FULL = bench_scale.FULL
-TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
 
 # ---- pack (CPU, here) -------------------------------------------------------------------------------
@@ -67,7 +66,7 @@ def make_pack(root: Path, out: Path, n_items: int, train_examples: int, test_pro
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "tokenizer").mkdir(parents=True)
     source = minilm_tokenizer_path()
-    for name in TOKENIZER_FILES:
+    for name in bench_scale.TOKENIZER_FILES:
         if (source / name).exists():
             shutil.copy(source / name, tmp / "tokenizer" / name)
     tokenizer = AutoTokenizer.from_pretrained(str(tmp / "tokenizer"))
@@ -157,32 +156,15 @@ def StepClock(warm: int):  # noqa: N802 - a class made on first use, so importin
     return _step_clock_class()(warm)
 
 
-def mpnet_folder(pack: Path, target: Path) -> Path:
-    """all-mpnet-base-v2's architecture (MPNet base config), random weights, the pack's tokenizer."""
-    import torch
-    from transformers import MPNetConfig, MPNetModel
-
-    torch.manual_seed(0)
-    MPNetModel(MPNetConfig()).save_pretrained(str(target))
-    for name in TOKENIZER_FILES:
-        if (pack / "tokenizer" / name).exists():
-            shutil.copy(pack / "tokenizer" / name, target / name)
-    return target
-
-
 def t5_folder(pack: Path, target: Path, small: bool = False) -> Path:
     """A local seq2seq checkpoint folder of flan-t5-base's architecture (random weights) with the
     pack's tokenizer: the paper profile's ``generative.backbone`` given as a local folder."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(pack / "tokenizer"))
-    model = bench_scale.base_t5(tokenizer)
-    if small:  # for checking the script on a CPU: same code path, a model that trains in seconds
-        from transformers import T5Config, T5ForConditionalGeneration
-
-        cfg = model.config.to_dict()
-        cfg.update(d_model=64, d_ff=128, d_kv=16, num_heads=4, num_layers=1, num_decoder_layers=1)
-        model = T5ForConditionalGeneration(T5Config(**cfg))
+    # small: for checking the script on a CPU, the same code path with a model that trains in seconds
+    sizes = dict(d_model=64, d_ff=128, d_kv=16, num_heads=4, num_layers=1, num_decoder_layers=1) if small else {}
+    model = bench_scale.base_t5(tokenizer, **sizes)
     model.save_pretrained(str(target))
     tokenizer.save_pretrained(str(target))
     return target
@@ -200,7 +182,7 @@ def run_biencoder(pack: Path, meta: dict, args) -> dict:
     emb = meta["embeddings"]
     out = {}
     with tempfile.TemporaryDirectory(prefix="sid-gpu-mpnet-") as tmp:
-        folder = mpnet_folder(pack, Path(tmp))
+        folder = bench_scale.mpnet_shaped_folder(Path(tmp), pack / "tokenizer")
         model = load_sentence_model(str(folder), emb["max_seq_length"])
         out["parameters"] = int(sum(p.numel() for p in model.parameters()))
         out["device"] = str(model.device)

