@@ -4,12 +4,16 @@ The paper profile trains on every history position of every user (``rec_targets_
 25.1M examples on the 62,423-item synthetic catalogue, more than this machine's memory holds as
 Python lists. This builds ``ExampleBuilder.rec_examples("train")`` for a random subset of users
 with ``--examples`` train positions, then ``train.to_hf_dataset`` (what the trainer reads), and
-reports resident memory per example: held by the examples frame, and the peak over the inputs
-while converting (``VmHWM`` after a reset). Memory is linear in the number of examples (no history
-copy per row), so bytes per example x examples per epoch predicts the full size.
+reports resident memory per example: held by the examples, and the peak over the inputs while
+building and converting them (``VmHWM`` after a reset). Memory is linear in the number of examples
+(no history copy per row), so bytes per example x examples per epoch predicts the full size.
+
+``--form frame`` measures the examples frame of Python lists (``rec_examples``, what training read
+before); ``--form columns`` the columnar examples training reads now (``train_columns``, flat token
+arrays, read by the trainer without a copy).
 
     .venv/bin/python benchmarks/bench_scale.py --root /tmp/sid-gpu --stages generate data --sizes 62423
-    .venv/bin/python benchmarks/bench_examples_memory.py --root /tmp/sid-gpu --examples 1000000 2000000
+    .venv/bin/python benchmarks/bench_examples_memory.py --root /tmp/sid-gpu --examples 1000000 2000000 --form columns
 """
 from __future__ import annotations
 
@@ -46,7 +50,7 @@ def release_freed() -> None:
     ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-def measure(root: Path, n_items: int, examples: int) -> dict:
+def measure(root: Path, n_items: int, examples: int, form: str = "frame") -> dict:
     from transformers import AutoTokenizer
 
     from helpers.data.stage import load_dataset
@@ -80,18 +84,21 @@ def measure(root: Path, n_items: int, examples: int) -> dict:
     before = bench_scale._status("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
     started = time.perf_counter()
-    frame = builder.rec_examples("train")
+    built = builder.rec_examples("train") if form == "frame" else builder.train_columns(tasks=("rec",))
     build_s = time.perf_counter() - started
     release_freed()
     held = bench_scale._status("VmRSS") - before
     started = time.perf_counter()
-    to_hf_dataset(frame)
+    hf = to_hf_dataset(built)
     convert_s = time.perf_counter() - started
     peak = bench_scale._status("VmHWM") - before
-    n = len(frame)
-    return {"examples": n, "users": len(chosen), "mean_input_tokens": round(float(frame["input_ids"].map(len).mean()), 2),
+    n = len(built)
+    assert len(hf) == n
+    mean_tokens = built["input_ids"].map(len).mean() if form == "frame" else np.diff(built.input_offsets).mean()
+    return {"form": form, "examples": n, "users": len(chosen), "mean_input_tokens": round(float(mean_tokens), 2),
             "build_s": round(build_s, 1), "to_hf_dataset_s": round(convert_s, 1),
             "held_bytes_per_example": round(held / n), "peak_bytes_per_example": round(peak / n),
+            "held_mib": round(held / 2**20), "peak_mib": round(peak / 2**20),
             "examples_per_epoch": per_epoch,
             "predicted_full_held_gib": round(held / n * per_epoch / GIB, 1),
             "predicted_full_peak_gib": round(peak / n * per_epoch / GIB, 1),
@@ -103,15 +110,16 @@ def main(argv=None) -> int:
     parser.add_argument("--root", type=Path, required=True, help="bench_scale.py's --root")
     parser.add_argument("--items", type=int, default=bench_scale.FULL)
     parser.add_argument("--examples", type=int, nargs="+", default=[1_000_000])
+    parser.add_argument("--form", choices=("frame", "columns"), default="columns")
     args = parser.parse_args(argv)
     for n in args.examples:  # one child per size: a fresh heap, so sizes do not share freed memory
         if len(args.examples) > 1:
             import subprocess
 
             subprocess.run([sys.executable, __file__, "--root", str(args.root), "--items", str(args.items),
-                            "--examples", str(n)], check=True)
+                            "--examples", str(n), "--form", args.form], check=True)
         else:
-            print(json.dumps(measure(args.root, args.items, n)), flush=True)
+            print(json.dumps(measure(args.root, args.items, n, args.form)), flush=True)
     return 0
 
 

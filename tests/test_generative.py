@@ -137,6 +137,56 @@ def test_separate_scheme_prompts_and_targets_use_their_task_tokens(synthetic_dat
         assert not set(row["input_ids"]) & other
 
 
+@pytest.mark.parametrize("scheme,settings", [
+    ("shared", {}),
+    ("shared", {"rec_targets_per_user": None, "history_window": 3}),  # every position; windows cut short
+    ("shared", {"rec_targets_per_user": 0}),  # no rec rows
+    ("shared", {"history_window": 1}),
+    ("separate", {"rec_targets_per_user": None}),
+])
+def test_train_columns_hold_the_rows_of_build(synthetic_dataset, scheme, settings):
+    """The columnar train examples (what training reads) are row for row ``build("train")``."""
+    ds = synthetic_dataset
+    ids = shared_ids(ds.n_items, collide=True) if scheme == "shared" else separate_ids(ds.n_items)
+    model, tokenizer = tiny_model(ds, ids)
+    builder = ExampleBuilder(ds, ids, tokenizer, {**TINY, **settings})
+    expected = builder.build("train")[["task", "query_key", "target", "input_ids", "labels"]]
+    for chunk_rows in (1 << 20, 7):  # one chunk, and many (7 rows each, the last one short)
+        columns = builder.train_columns(chunk_rows=chunk_rows)
+        pd.testing.assert_frame_equal(columns.frame(), expected, check_dtype=False)
+        assert columns.task_counts() == expected["task"].value_counts().to_dict()
+    only_rec = builder.train_columns(tasks=("rec",)).frame()
+    pd.testing.assert_frame_equal(only_rec, expected[expected["task"] == "rec"].reset_index(drop=True),
+                                  check_dtype=False)
+
+
+def test_train_columns_are_smaller_and_feed_the_trainer_the_same_rows(synthetic_dataset):
+    from helpers.generative.train import to_hf_dataset
+
+    ds, ids = synthetic_dataset, shared_ids(synthetic_dataset.n_items)
+    model, tokenizer = tiny_model(ds, ids)
+    builder = ExampleBuilder(ds, ids, tokenizer, {**TINY, "rec_targets_per_user": None})
+    frame, columns = builder.build("train"), builder.train_columns()
+    from_frame, from_columns = to_hf_dataset(frame), to_hf_dataset(columns)
+    assert from_frame["input_ids"] == frame["input_ids"].tolist() == from_columns["input_ids"]
+    assert from_frame["labels"] == frame["labels"].tolist() == from_columns["labels"]
+    tokens = frame["input_ids"].map(len).sum() + frame["labels"].map(len).sum()
+    assert columns.nbytes() <= 4 * tokens + 8 * 2 * (len(frame) + 1) + (8 + 8 + 1) * len(frame)
+
+
+def test_example_columns_concat_and_reject_unknown_tasks(synthetic_dataset):
+    from helpers.generative.example_columns import ExampleColumns
+
+    ds, ids = synthetic_dataset, shared_ids(synthetic_dataset.n_items)
+    model, tokenizer = tiny_model(ds, ids)
+    builder = ExampleBuilder(ds, ids, tokenizer, TINY)
+    search, rec = builder.train_columns(tasks=("search",)), builder.train_columns(tasks=("rec",))
+    pd.testing.assert_frame_equal(ExampleColumns.concat([search, rec]).frame(), builder.train_columns().frame())
+    assert len(ExampleColumns.concat([])) == 0 and ExampleColumns.empty().frame().empty
+    with pytest.raises(ValueError, match="Unknown task"):
+        ExampleColumns.from_frame(builder.build("train").assign(task="browse"))
+
+
 # ---- decoders on an untrained tiny model ---------------------------------------------------------------
 @pytest.fixture(params=BACKBONES)
 def toy(synthetic_dataset, request):
@@ -454,11 +504,13 @@ def test_model_overfits_a_handful_of_examples(synthetic_dataset, tmp_path, backb
 
 @pytest.mark.parametrize("backbone", BACKBONES)
 def test_same_seed_gives_the_same_model(synthetic_dataset, tmp_path, backbone):
+    """Same seed, same model, whether the examples come as a frame or as columns (what the stage uses)."""
     ds, ids = synthetic_dataset, shared_ids(synthetic_dataset.n_items)
     weights = []
-    for run, seed in enumerate((3, 3, 4)):
+    for run, (seed, form) in enumerate(((3, "frame"), (3, "columns"), (4, "frame"))):
         model, tokenizer = tiny_model(ds, ids, seed=seed, backbone=backbone)
-        examples = ExampleBuilder(ds, ids, tokenizer, TINY).build("train")
+        builder = ExampleBuilder(ds, ids, tokenizer, TINY)
+        examples = builder.build("train") if form == "frame" else builder.train_columns()
         train_seq2seq(model, tokenizer, examples, None, {**TINY, "epochs": 1}, seed, tmp_path / f"run{run}")
         weights.append({k: v.clone() for k, v in model.state_dict().items()})
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

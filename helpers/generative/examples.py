@@ -15,6 +15,10 @@ seen      list[int]: item ids the user already interacted with (``rec`` rows of 
           ``test``); decoders may leave them out of a ranking. Empty for search and for ``train``.
 ========  ===========================================================================
 
+Training reads the train split as columns instead (:meth:`ExampleBuilder.train_columns`, the same
+rows as flat token arrays: :mod:`helpers.generative.example_columns`), without a Python list per
+example.
+
 Prompts (paper, section 4; Penha et al.'s joint S&R model):
 
 * search: ``"search: <query text>"`` -> the item's *search* ID.
@@ -44,6 +48,7 @@ import pandas as pd
 from ..data.dataset import Dataset
 from ..semantic_ids.ids import SemanticIds
 from .backbone import id_table
+from .example_columns import ExampleColumns, flatten, offsets_of
 
 SEARCH_PREFIX = "search:"
 REC_PREFIX = "recommend:"
@@ -147,6 +152,67 @@ class ExampleBuilder:
             # history lengths (~559 GiB on MovieLens-25M, benchmarks/README_scale.md)
             "seen": [[] for _ in rows] if split == "train" else [np.asarray(r[2], dtype=np.int64).tolist() for r in rows],
         }, columns=COLUMNS)
+
+    # ---- train examples as columns -----------------------------------------------------------
+    def train_columns(self, tasks: tuple[str, ...] = ("search", "rec"), chunk_rows: int = 1 << 20) -> ExampleColumns:
+        """The rows of ``build("train", tasks)``, as columns (what training reads).
+
+        Built without a Python list per example: search prompts are flattened from the tokenizer's
+        output, rec prompts are gathered from the ID table for ``chunk_rows`` rows at a time.
+        """
+        parts = []
+        if "search" in tasks:
+            queries = self.ds.query_split("train")
+            targets = queries["item_id"].to_numpy(np.int64)
+            parts.append(ExampleColumns.of_rows("search", queries["query_id"].to_numpy(np.int64), targets,
+                                                flatten(self.search_inputs(queries["text"])), self.search_ids[targets]))
+        if "rec" in tasks:
+            parts.append(self._rec_train_columns(chunk_rows))
+        return ExampleColumns.concat(parts)
+
+    def _rec_train_positions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(items, user, position, t): every train item in user order, and per row its user, the global
+        position of its target in ``items`` and that position within the user's history.
+
+        Rows come in the order of ``rec_examples("train")``: a row predicts ``history[t]`` from
+        ``history[:t]``, for t >= 1, or for the ``rec_targets_per_user`` most recent t only.
+        """
+        histories = self.ds.histories(("train",))
+        lengths = np.fromiter(map(len, histories), dtype=np.int64, count=len(histories))
+        items = np.concatenate(histories) if len(histories) else np.zeros(0, dtype=np.int64)
+        first = np.ones_like(lengths)
+        if self.rec_targets_per_user is not None:
+            first = np.maximum(first, lengths - self.rec_targets_per_user)
+        per_user = np.maximum(lengths - first, 0)
+        user = np.repeat(np.arange(len(lengths), dtype=np.int64), per_user)
+        t = np.arange(int(per_user.sum()), dtype=np.int64) - np.repeat(offsets_of(per_user)[:-1] - first, per_user)
+        return items, user, offsets_of(lengths)[:-1][user] + t, t
+
+    def _rec_train_columns(self, chunk_rows: int) -> ExampleColumns:
+        """Rec train rows, ``rec_input`` vectorised: [head | window items' ID tokens | tail] with
+        the window's empty slots (a history shorter than the window) masked out."""
+        items, user, position, t = self._rec_train_positions()
+        k, width = self.items_per_prompt, self.rec_ids.shape[1]
+        head, tail = np.asarray(self.rec_head, dtype=np.int32), np.asarray(self.rec_tail, dtype=np.int32)
+        slots = np.arange(k)
+        parts = []
+        for start in range(0, len(position), chunk_rows):
+            at, back = position[start:start + chunk_rows], np.minimum(t[start:start + chunk_rows], k)
+            rows = len(at)
+            filled = slots[None, :] >= (k - back)[:, None]  # [rows, k]: slot j holds history[t - k + j]
+            window = np.where(filled, at[:, None] - k + slots[None, :], 0)
+            tokens = np.concatenate([np.broadcast_to(head, (rows, len(head))),
+                                     self.rec_ids[items[window]].reshape(rows, k * width).astype(np.int32),
+                                     np.broadcast_to(tail, (rows, len(tail)))], axis=1)
+            keep = np.concatenate([np.ones((rows, len(head)), dtype=bool), np.repeat(filled, width, axis=1),
+                                   np.ones((rows, len(tail)), dtype=bool)], axis=1)
+            lengths = len(head) + len(tail) + back * width
+            parts.append(ExampleColumns.of_rows("rec", user[start:start + chunk_rows], items[at],
+                                                (tokens[keep], offsets_of(lengths)), self.rec_ids[items[at]]))
+        if not parts:
+            return ExampleColumns.of_rows("rec", user, position, (np.zeros(0, np.int32), np.zeros(1, np.int64)),
+                                          np.zeros((0, width), dtype=np.int64))
+        return ExampleColumns.concat(parts)
 
     def build(self, split: str, tasks: tuple[str, ...] = ("search", "rec"),
               test_queries_per_item: int | None = None) -> pd.DataFrame:

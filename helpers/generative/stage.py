@@ -230,7 +230,7 @@ def _train_model(cfg: dict, construction: str, seed: int, folder: Path, force: b
         states = build_text_states(cfg, inputs)
         model.attach_text_states(states)
     builder = ExampleBuilder(ds, ids, tokenizer, gen)
-    train_examples, valid_examples = builder.build("train"), builder.build("valid")
+    train_examples, valid_examples = builder.train_columns(), builder.build("valid")
     checkpoints = folder.parent / f".checkpoints-{folder.name}"
     label = f"{construction} seed {int(seed)}"
     if not writer:  # a DDP rank other than 0: train alongside rank 0, which saves

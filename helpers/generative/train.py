@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 
 from ..errors import ProfileError
+from .example_columns import ExampleColumns
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +57,19 @@ def resolve_compile(setting) -> bool:
     return setting
 
 
-def to_hf_dataset(examples: pd.DataFrame):
-    """The two columns the trainer needs, as a ``datasets.Dataset``."""
+def as_columns(examples) -> ExampleColumns:
+    """``examples`` (a frame of :data:`~helpers.generative.examples.COLUMNS`, or columns) as columns."""
+    return examples if isinstance(examples, ExampleColumns) else ExampleColumns.from_frame(examples)
+
+
+def to_hf_dataset(examples):
+    """The two columns the trainer needs, ``input_ids`` and ``labels``, as a ``datasets.Dataset``.
+
+    ``examples``: :class:`ExampleColumns` (read without a copy) or an examples frame.
+    """
     import datasets
 
-    return datasets.Dataset.from_dict({
-        "input_ids": [list(map(int, x)) for x in examples["input_ids"]],
-        "labels": [list(map(int, y)) for y in examples["labels"]],
-    })
+    return datasets.Dataset(as_columns(examples).to_arrow())
 
 
 def training_arguments(gen_cfg: dict, output_dir: Path, seed: int, with_eval: bool, n_train: int,
@@ -121,10 +127,12 @@ def epoch_logger(label: str, n_examples: int):
     return EpochLogger()
 
 
-def train_seq2seq(model, tokenizer, train_examples: pd.DataFrame, valid_examples: pd.DataFrame | None,
+def train_seq2seq(model, tokenizer, train_examples, valid_examples,
                   gen_cfg: dict, seed: int, checkpoint_dir: Path, progress: bool = False,
                   label: str = "model", callbacks: list | None = None) -> dict:
     """Train ``model`` in place on the examples; return the training card (times, losses, memory).
+
+    ``train_examples`` and ``valid_examples`` (or None): :class:`ExampleColumns` or examples frames.
 
     ``checkpoint_dir`` holds the trainer's per-epoch checkpoints; if it already holds one (an
     interrupted run of the same configuration), training resumes from it. ``callbacks``: more
@@ -133,6 +141,8 @@ def train_seq2seq(model, tokenizer, train_examples: pd.DataFrame, valid_examples
     from transformers import DataCollatorForSeq2Seq, PrinterCallback, Seq2SeqTrainer
     from transformers.trainer_utils import get_last_checkpoint
 
+    train_examples = as_columns(train_examples)
+    valid_examples = None if valid_examples is None else as_columns(valid_examples)
     if len(train_examples) == 0:
         raise ValueError("No training examples: the dataset has no train queries and no train history.")
     with_eval = valid_examples is not None and len(valid_examples) > 0
@@ -167,7 +177,7 @@ def train_seq2seq(model, tokenizer, train_examples: pd.DataFrame, valid_examples
         "epochs": float(gen_cfg["epochs"]),
         "steps": int(trainer.state.global_step),
         "n_train_examples": int(len(train_examples)),
-        "n_train_examples_by_task": train_examples["task"].value_counts().to_dict(),
+        "n_train_examples_by_task": train_examples.task_counts(),
         "n_valid_examples": int(len(valid_examples)) if with_eval else 0,
         "final_train_loss": train_losses[-1] if train_losses else None,
         "final_valid_loss": eval_losses[-1] if eval_losses else None,
