@@ -68,8 +68,12 @@ def to_hf_dataset(examples):
     ``examples``: :class:`ExampleColumns` (read without a copy) or an examples frame.
     """
     import datasets
+    from datasets.fingerprint import generate_random_fingerprint
 
-    return datasets.Dataset(as_columns(examples).to_arrow())
+    # A fingerprint of our own: without one, datasets hashes the whole table by pickling it, which
+    # takes seconds and ~3.6x the examples' memory at its peak (19 GiB at MovieLens-25M scale,
+    # benchmarks/bench_examples_memory.py). The trainer never caches a transform by it.
+    return datasets.Dataset(as_columns(examples).to_arrow(), fingerprint=generate_random_fingerprint())
 
 
 def training_arguments(gen_cfg: dict, output_dir: Path, seed: int, with_eval: bool, n_train: int,
