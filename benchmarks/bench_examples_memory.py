@@ -8,9 +8,11 @@ reports resident memory per example: held by the examples, and the peak over the
 building and converting them (``VmHWM`` after a reset). Memory is linear in the number of examples
 (no history copy per row), so bytes per example x examples per epoch predicts the full size.
 
-``--form frame`` measures the examples frame of Python lists (``rec_examples``, what training read
-before); ``--form columns`` the columnar examples training reads now (``train_columns``, flat token
-arrays, read by the trainer without a copy).
+``--form columns`` (the default) measures the columnar examples training reads (``train_columns``,
+flat token arrays, read by the trainer without a copy); ``--form frame`` the frame of Python lists
+(``rec_examples``) converted as ``to_hf_dataset`` converts a frame today (through columns). The
+frame's numbers in ``README_scale.md`` were measured with the conversion of commit f30ba7f
+(``Dataset.from_dict`` over the lists), which training used before the columns.
 
     .venv/bin/python benchmarks/bench_scale.py --root /tmp/sid-gpu --stages generate data --sizes 62423
     .venv/bin/python benchmarks/bench_examples_memory.py --root /tmp/sid-gpu --examples 1000000 2000000 --form columns
@@ -50,7 +52,7 @@ def release_freed() -> None:
     ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-def measure(root: Path, n_items: int, examples: int, form: str = "frame") -> dict:
+def measure(root: Path, n_items: int, examples: int, form: str = "columns") -> dict:
     from transformers import AutoTokenizer
 
     from helpers.data.stage import load_dataset

@@ -209,10 +209,7 @@ class ExampleBuilder:
             lengths = len(head) + len(tail) + back * width
             parts.append(ExampleColumns.of_rows("rec", user[start:start + chunk_rows], items[at],
                                                 (tokens[keep], offsets_of(lengths)), self.rec_ids[items[at]]))
-        if not parts:
-            return ExampleColumns.of_rows("rec", user, position, (np.zeros(0, np.int32), np.zeros(1, np.int64)),
-                                          np.zeros((0, width), dtype=np.int64))
-        return ExampleColumns.concat(parts)
+        return ExampleColumns.concat(parts)  # no rows: the empty columns
 
     def build(self, split: str, tasks: tuple[str, ...] = ("search", "rec"),
               test_queries_per_item: int | None = None) -> pd.DataFrame:
