@@ -3,6 +3,8 @@ decoders and the stage contract. Tiny models on the synthetic dataset: seconds, 
 stage gets its upstream (dataset, Semantic IDs) as ``ModelInputs``; nothing is patched."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,6 +14,7 @@ from helpers.errors import MissingArtifactError, ProfileError
 from helpers.generative.backbone import build_backbone, id_table, load_backbone
 from helpers.generative.decoding import (METHODS, DecodingSettings, IdTrie, InvalidIdError, ItemDecoder,
                                          beam_search, exact_scores, exact_top_k, hf_beam_search)
+from helpers.generative.example_columns import ExampleColumns
 from helpers.generative.examples import ExampleBuilder, training_corpus
 from helpers.generative.frozen_text import is_frozen_text
 from helpers.generative.train import train_seq2seq
@@ -175,8 +178,6 @@ def test_train_columns_are_smaller_and_feed_the_trainer_the_same_rows(synthetic_
 
 
 def test_example_columns_concat_and_reject_unknown_tasks(synthetic_dataset):
-    from helpers.generative.example_columns import ExampleColumns
-
     ds, ids = synthetic_dataset, shared_ids(synthetic_dataset.n_items)
     model, tokenizer = tiny_model(ds, ids)
     builder = ExampleBuilder(ds, ids, tokenizer, TINY)
@@ -185,6 +186,56 @@ def test_example_columns_concat_and_reject_unknown_tasks(synthetic_dataset):
     assert len(ExampleColumns.concat([])) == 0 and ExampleColumns.empty().frame().empty
     with pytest.raises(ValueError, match="Unknown task"):
         ExampleColumns.from_frame(builder.build("train").assign(task="browse"))
+
+
+def test_example_columns_save_and_map_back(synthetic_dataset, tmp_path):
+    ds, ids = synthetic_dataset, shared_ids(synthetic_dataset.n_items)
+    model, tokenizer = tiny_model(ds, ids)
+    columns = ExampleBuilder(ds, ids, tokenizer, TINY).train_columns()
+    for name, saved in (("rows", columns), ("none", ExampleColumns.empty())):
+        (tmp_path / name).mkdir()
+        saved.save(tmp_path / name)
+        mapped = ExampleColumns.load(tmp_path / name)
+        assert isinstance(mapped.input_values, np.memmap) and not mapped.input_values.flags.writeable
+        pd.testing.assert_frame_equal(mapped.frame(), saved.frame())
+    with pytest.raises(FileNotFoundError, match="no saved examples"):
+        ExampleColumns.load(tmp_path / "elsewhere")
+
+
+def test_tokenizer_digest_is_stable_and_tells_vocabularies_apart(synthetic_dataset):
+    from helpers.generative.example_cache import tokenizer_digest
+
+    ds = synthetic_dataset
+    ids = shared_ids(ds.n_items)
+    tokenizer = tiny_model(ds, ids)[1]
+    digest = tokenizer_digest(tokenizer)
+    ExampleBuilder(ds, ids, tokenizer, TINY).train_columns()  # a call that truncates
+    assert tokenizer_digest(tokenizer) == digest
+    assert tokenizer_digest(tiny_model(ds, ids, seed=5)[1]) == digest  # rebuilt: the same definition
+    assert tokenizer_digest(tiny_model(ds, ids, vocabulary="full")[1]) != digest
+    assert tokenizer_digest(tiny_model(ds, separate_ids(ds.n_items))[1]) != digest  # other ID tokens
+
+
+def test_length_grouped_trainer_batches_as_the_trainer_s_own_sampler(synthetic_dataset, tmp_path):
+    """Handing the sampler the lengths we know gives the batches the trainer would measure itself."""
+    from transformers import Seq2SeqTrainer
+
+    from helpers.generative.train import length_grouped_trainer, to_hf_dataset, training_arguments
+
+    ds, ids = synthetic_dataset, shared_ids(synthetic_dataset.n_items)
+    model, tokenizer = tiny_model(ds, ids)
+    builder = ExampleBuilder(ds, ids, tokenizer, {**TINY, "rec_targets_per_user": None})
+    train, valid = builder.train_columns(), ExampleColumns.from_frame(builder.build("valid"))
+    args = training_arguments(TINY, tmp_path, 0, True, len(train))
+    common = dict(model=model, args=args, train_dataset=to_hf_dataset(train), eval_dataset=to_hf_dataset(valid))
+    ours = length_grouped_trainer(train_examples=train, eval_examples=valid, **common)
+    theirs = Seq2SeqTrainer(**common)
+    orders = []
+    for trainer in (ours, theirs):
+        torch.manual_seed(7)  # the train sampler draws from torch's global generator
+        orders.append((list(trainer._get_train_sampler()), list(trainer._get_eval_sampler(trainer.eval_dataset))))
+    assert orders[0] == orders[1]
+    assert sorted(orders[0][0]) == list(range(len(train))) and orders[0][0] != sorted(orders[0][0])
 
 
 # ---- decoders on an untrained tiny model ---------------------------------------------------------------
@@ -590,6 +641,39 @@ def test_stage_trains_once_predicts_and_loads(stage_cfg, synthetic_dataset):
         recall_at_k(list(search["ranked"]), search["target"].to_numpy(), k))
     curves = cards.training_curves(cfg, {"multitask": inputs})
     assert set(curves["split"]) == {"train", "valid"} and curves["epoch"].max() == pytest.approx(TINY["epochs"])
+
+
+def test_train_examples_are_built_once_per_construction_and_shared_by_its_seeds(stage_cfg, monkeypatch):
+    import copy
+
+    from helpers import artifacts
+    from helpers.generative import stage
+    from helpers.generative.example_cache import examples_dir
+
+    cfg, ids, inputs = stage_cfg
+    stage.train_model(cfg, "multitask", 0, inputs=inputs)
+    folders = list((Path(artifacts.data_root()) / "runs" / cfg["name"] / "examples" / "multitask").iterdir())
+    folder = next(f for f in folders if artifacts.is_complete(f))
+    assert [f.name for f in folders if not f.name.startswith(".lock-")] == [folder.name]  # no temp folder left
+    manifest = artifacts.read_manifest(folder)
+    model, tokenizer = tiny_model(inputs.dataset, ids)
+    builder = ExampleBuilder(inputs.dataset, ids, tokenizer, cfg["generative"])
+    pd.testing.assert_frame_equal(ExampleColumns.load(folder).frame(), builder.train_columns().frame())
+    assert manifest["rows"] == len(builder.train_columns()) and manifest["upstream"] == inputs.upstream
+
+    def no_rebuild(self, *args, **kwargs):
+        raise AssertionError("the train examples were built again")
+
+    monkeypatch.setattr(ExampleBuilder, "train_columns", no_rebuild)
+    longer = copy.deepcopy(cfg)
+    longer["generative"]["epochs"] = 1  # other training settings, the same rows
+    for seed, profile in ((1, cfg), (0, longer)):
+        trained = stage.train_model(profile, "multitask", seed, inputs=inputs)
+        assert artifacts.read_manifest(trained)["n_train_examples"] == manifest["rows"]
+    assert examples_dir(cfg, "multitask", builder, inputs.upstream) == folder
+    wider = ExampleBuilder(inputs.dataset, ids, tokenizer, {**cfg["generative"], "history_window": 2})
+    assert examples_dir(cfg, "multitask", wider, inputs.upstream) != folder
+    assert examples_dir(cfg, "multitask", builder, {**inputs.upstream, "semantic_ids": "other"}) != folder
 
 
 def test_decoder_comparison_is_cached_per_model_settings_and_sample(stage_cfg):

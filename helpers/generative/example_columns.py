@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from itertools import chain
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -108,6 +109,10 @@ class ExampleColumns:
                    input_values=inputs[0], input_offsets=inputs[1], label_values=labels[0], label_offsets=labels[1])
 
     # ---- reading ---------------------------------------------------------------------------
+    def input_lengths(self) -> np.ndarray:
+        """Tokens of each prompt (int64)."""
+        return np.diff(self.input_offsets)
+
     def task_counts(self) -> dict[str, int]:
         """Examples per task, most first (as ``frame["task"].value_counts()``)."""
         counts = np.bincount(self.task, minlength=len(TASKS))
@@ -132,6 +137,22 @@ class ExampleColumns:
 
         return pa.table({"input_ids": ragged(self.input_values, self.input_offsets),
                          "labels": ragged(self.label_values, self.label_offsets)})
+
+    # ---- files -----------------------------------------------------------------------------
+    def save(self, folder: Path) -> None:
+        """One ``<array>.npy`` per array in ``folder`` (:meth:`load` maps them back)."""
+        for f in fields(self):
+            np.save(Path(folder) / f"{f.name}.npy", getattr(self, f.name))
+
+    @classmethod
+    def load(cls, folder: Path, mmap: bool = True) -> "ExampleColumns":
+        """The columns :meth:`save` wrote; with ``mmap`` read-only memory maps of the files (no copy:
+        pages are read on first use and shared by every process that maps the same files)."""
+        missing = [f.name for f in fields(cls) if not (Path(folder) / f"{f.name}.npy").is_file()]
+        if missing:
+            raise FileNotFoundError(f"{folder} holds no saved examples: {', '.join(missing)}.npy missing.")
+        return cls(**{f.name: np.load(Path(folder) / f"{f.name}.npy", mmap_mode="r" if mmap else None)
+                      for f in fields(cls)})
 
     def nbytes(self) -> int:
         """Bytes held by the arrays."""

@@ -53,6 +53,8 @@ from .example_columns import ExampleColumns, flatten, offsets_of
 SEARCH_PREFIX = "search:"
 REC_PREFIX = "recommend:"
 SPLITS = ("train", "valid", "test")
+#: The ``generative`` settings an :class:`ExampleBuilder` reads (with the tokenizer, all that decides its rows).
+SETTINGS = ("max_input_tokens", "history_window", "rec_targets_per_user")
 COLUMNS = ["task", "query_key", "target", "input_ids", "labels", "seen"]
 
 
@@ -87,6 +89,7 @@ class ExampleBuilder:
         if ids.n_items != ds.n_items:
             raise ValueError(f"{ids.n_items} Semantic IDs for {ds.n_items} items: they come from different datasets.")
         self.ds, self.ids, self.tokenizer = ds, ids, tokenizer
+        self.settings = {name: gen_cfg.get(name) for name in SETTINGS}
         self.max_input_tokens = int(gen_cfg["max_input_tokens"])
         self.history_window = int(gen_cfg["history_window"])
         per_user = gen_cfg.get("rec_targets_per_user")

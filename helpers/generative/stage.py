@@ -71,6 +71,7 @@ from ..registry import check_construction, construction_names as constructions
 from ..semantic_ids.ids import SemanticIds
 from .backbone import FROZEN_TEXT, build_backbone, describe, load_backbone, unused_keys
 from .decoding import METHODS, DecodingSettings, ItemDecoder
+from .example_cache import cached_train_columns
 from .examples import SPLITS, ExampleBuilder, training_corpus
 from .train import peak_rss_mib, train_seq2seq
 
@@ -230,7 +231,9 @@ def _train_model(cfg: dict, construction: str, seed: int, folder: Path, force: b
         states = build_text_states(cfg, inputs)
         model.attach_text_states(states)
     builder = ExampleBuilder(ds, ids, tokenizer, gen)
-    train_examples, valid_examples = builder.train_columns(), builder.build("valid")
+    # tokenized once per construction and memory-mapped (shared by its seeds and DDP ranks)
+    train_examples = cached_train_columns(cfg, construction, builder, inputs.upstream)
+    valid_examples = builder.build("valid")
     checkpoints = folder.parent / f".checkpoints-{folder.name}"
     label = f"{construction} seed {int(seed)}"
     if not writer:  # a DDP rank other than 0: train alongside rank 0, which saves

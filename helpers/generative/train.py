@@ -76,6 +76,48 @@ def to_hf_dataset(examples):
     return datasets.Dataset(as_columns(examples).to_arrow(), fingerprint=generate_random_fingerprint())
 
 
+def length_grouped_trainer(**kwargs):
+    """A ``Seq2SeqTrainer`` whose length-grouped samplers read the prompts' lengths from the columns.
+
+    ``train_examples`` and ``eval_examples`` (:class:`ExampleColumns`, keyword arguments) give the
+    lengths; every other argument goes to ``Seq2SeqTrainer``. The batches are those of the
+    trainer's own sampler (same lengths, same generator). Why: without lengths the sampler reads
+    the whole dataset row by row to measure each prompt, 17 s per million examples, about 7
+    minutes of an idle GPU per model on MovieLens-25M; its ``length_column_name`` does not help,
+    because the trainer removes that column (not a model input) before building the sampler, and
+    ``datasets`` 5 answers ``dataset["length"]`` with a lazy column read one element at a time
+    (a sampler over it took 77 s per million examples; benchmarks/README_scale.md, "Train
+    examples in memory").
+    """
+    from transformers import Seq2SeqTrainer
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    class LengthGroupedTrainer(Seq2SeqTrainer):
+        def __init__(self, *args, train_examples: ExampleColumns, eval_examples: ExampleColumns | None, **kw):
+            super().__init__(*args, **kw)
+            self.train_lengths = train_examples.input_lengths().tolist()
+            self.eval_lengths = None if eval_examples is None else eval_examples.input_lengths().tolist()
+
+        def _grouped(self, dataset, lengths) -> bool:  # our lengths are those of this dataset's rows
+            return (self.args.train_sampling_strategy == "group_by_length" and lengths is not None
+                    and (dataset is None or len(dataset) == len(lengths)))
+
+        def _get_train_sampler(self, train_dataset=None):
+            if not self._grouped(train_dataset, self.train_lengths):
+                return super()._get_train_sampler(train_dataset)
+            return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                                        lengths=self.train_lengths)
+
+        def _get_eval_sampler(self, eval_dataset):
+            if not self._grouped(eval_dataset, self.eval_lengths):
+                return super()._get_eval_sampler(eval_dataset)
+            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            return LengthGroupedSampler(self.args.eval_batch_size, lengths=self.eval_lengths,
+                                        generator=torch.Generator().manual_seed(seed))
+
+    return LengthGroupedTrainer(**kwargs)
+
+
 def training_arguments(gen_cfg: dict, output_dir: Path, seed: int, with_eval: bool, n_train: int,
                        progress: bool = False):
     from transformers import Seq2SeqTrainingArguments
@@ -142,7 +184,7 @@ def train_seq2seq(model, tokenizer, train_examples, valid_examples,
     interrupted run of the same configuration), training resumes from it. ``callbacks``: more
     ``transformers.TrainerCallback`` objects (e.g. a benchmark's clock).
     """
-    from transformers import DataCollatorForSeq2Seq, PrinterCallback, Seq2SeqTrainer
+    from transformers import DataCollatorForSeq2Seq, PrinterCallback
     from transformers.trainer_utils import get_last_checkpoint
 
     train_examples = as_columns(train_examples)
@@ -151,7 +193,9 @@ def train_seq2seq(model, tokenizer, train_examples, valid_examples,
         raise ValueError("No training examples: the dataset has no train queries and no train history.")
     with_eval = valid_examples is not None and len(valid_examples) > 0
     args = training_arguments(gen_cfg, checkpoint_dir, seed, with_eval, len(train_examples), progress)
-    trainer = Seq2SeqTrainer(
+    trainer = length_grouped_trainer(
+        train_examples=train_examples,
+        eval_examples=valid_examples if with_eval else None,
         model=model,
         args=args,
         data_collator=DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100),
