@@ -651,7 +651,7 @@ def test_train_examples_are_built_once_per_construction_and_shared_by_its_seeds(
     from helpers.generative.example_cache import examples_dir
 
     cfg, ids, inputs = stage_cfg
-    stage.train_model(cfg, "multitask", 0, inputs=inputs)
+    first = stage.train_model(cfg, "multitask", 0, inputs=inputs)
     folders = list((Path(artifacts.data_root()) / "runs" / cfg["name"] / "examples" / "multitask").iterdir())
     folder = next(f for f in folders if artifacts.is_complete(f))
     assert [f.name for f in folders if not f.name.startswith(".lock-")] == [folder.name]  # no temp folder left
@@ -670,6 +670,8 @@ def test_train_examples_are_built_once_per_construction_and_shared_by_its_seeds(
     for seed, profile in ((1, cfg), (0, longer)):
         trained = stage.train_model(profile, "multitask", seed, inputs=inputs)
         assert artifacts.read_manifest(trained)["n_train_examples"] == manifest["rows"]
+        # the saved tokenizer is the same whether the examples were built (seed 0) or mapped
+        assert (trained / "tokenizer.json").read_bytes() == (first / "tokenizer.json").read_bytes()
     assert examples_dir(cfg, "multitask", builder, inputs.upstream) == folder
     wider = ExampleBuilder(inputs.dataset, ids, tokenizer, {**cfg["generative"], "history_window": 2})
     assert examples_dir(cfg, "multitask", wider, inputs.upstream) != folder

@@ -179,6 +179,23 @@ def build_backbone(gen_cfg: dict, ids: SemanticIds, corpus: Iterable[str] | None
     return model, tokenizer
 
 
+def save_backbone(model, tokenizer, path: str | Path) -> None:
+    """``save_pretrained`` of both into ``path``; the tokenizer without the state of its last call.
+
+    A fast tokenizer keeps the ``truncation`` and ``padding`` of its last call and writes them to
+    ``tokenizer.json``. So a model whose train examples were built (the tokenizer truncated every
+    search prompt) and one whose examples were read from the cache (never called) would save
+    different files for the same tokenizer. Every call passes its own settings, so the saved state
+    was never read.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        backend.no_truncation()
+        backend.no_padding()
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+
+
 def load_backbone(path: str | Path, text_states=None):
     """(model, tokenizer) saved by ``save_pretrained`` in ``path`` (a trained model folder).
 

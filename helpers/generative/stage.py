@@ -69,7 +69,7 @@ from ..errors import InvalidIdError, ProfileError
 from ..metrics import recall_at_k
 from ..registry import check_construction, construction_names as constructions
 from ..semantic_ids.ids import SemanticIds
-from .backbone import FROZEN_TEXT, build_backbone, describe, load_backbone, unused_keys
+from .backbone import FROZEN_TEXT, build_backbone, describe, load_backbone, save_backbone, unused_keys
 from .decoding import METHODS, DecodingSettings, ItemDecoder
 from .example_cache import cached_train_columns
 from .examples import SPLITS, ExampleBuilder, training_corpus
@@ -252,8 +252,7 @@ def _train_model(cfg: dict, construction: str, seed: int, folder: Path, force: b
                              label=label)
         card.update(construction=construction, seed=int(seed), backbone=describe(model, tokenizer),
                     processes=distributed_rank()[1])
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        save_backbone(model, tokenizer, tmp)
         artifacts.write_json(tmp / CARD, card)
         manifest.update({k: v for k, v in card.items() if k != "log_history"})
     shutil.rmtree(checkpoints, ignore_errors=True)
