@@ -11,8 +11,10 @@ A job writes the same cached folder ``train_model`` (and so notebook 04) would; 
 loads what exists and trains only what is missing. Under ``torchrun``/``accelerate`` the
 ``Seq2SeqTrainer`` runs data-parallel (DDP) and only rank 0 writes the artifact. A lock on the
 artifact (``helpers.artifacts.lock``) keeps two jobs, or a job and a notebook, from training the
-same model: the second waits and then finds it done. No scheduler of our own: a SLURM array,
-``xargs -P`` or any runner that executes command lines spreads the jobs.
+same model: the second waits and then finds it done. The first job of a construction also saves
+its train examples (``helpers.generative.example_cache``); the other seeds' jobs, and the other
+ranks, map those files. No scheduler of our own: a SLURM array, ``xargs -P`` or any runner that
+executes command lines spreads the jobs.
 """
 from __future__ import annotations
 
