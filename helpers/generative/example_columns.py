@@ -150,7 +150,8 @@ class ExampleColumns:
         pages are read on first use and shared by every process that maps the same files)."""
         missing = [f.name for f in fields(cls) if not (Path(folder) / f"{f.name}.npy").is_file()]
         if missing:
-            raise FileNotFoundError(f"{folder} holds no saved examples: {', '.join(missing)}.npy missing.")
+            raise FileNotFoundError(f"{folder} holds no saved examples ({', '.join(f'{m}.npy' for m in missing)} "
+                                    "missing): delete the folder, and the next training job builds them again.")
         return cls(**{f.name: np.load(Path(folder) / f"{f.name}.npy", mmap_mode="r" if mmap else None)
                       for f in fields(cls)})
 
