@@ -17,7 +17,6 @@ settings (epochs, learning rate, seed...) are not part of it: a sweep over them 
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -38,11 +37,10 @@ def tokenizer_digest(tokenizer) -> str:
     """
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:
-        spec = {k: v for k, v in json.loads(backend.to_str()).items() if k not in ("truncation", "padding")}
-        definition = json.dumps(spec, sort_keys=True)
+        definition = {k: v for k, v in json.loads(backend.to_str()).items() if k not in ("truncation", "padding")}
     else:
-        definition = json.dumps([sorted(tokenizer.get_vocab().items()), tokenizer.all_special_tokens])
-    return hashlib.sha256(f"{type(tokenizer).__name__}\n{definition}".encode()).hexdigest()[:12]
+        definition = {"vocabulary": tokenizer.get_vocab(), "special": tokenizer.all_special_tokens}
+    return artifacts.config_hash({"class": type(tokenizer).__name__, "definition": definition})
 
 
 def examples_dir(cfg: dict, construction: str, builder: ExampleBuilder, upstream: dict) -> Path:

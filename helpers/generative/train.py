@@ -82,12 +82,12 @@ def length_grouped_trainer(**kwargs):
     ``train_examples`` and ``eval_examples`` (:class:`ExampleColumns`, keyword arguments) give the
     lengths; every other argument goes to ``Seq2SeqTrainer``. The batches are those of the
     trainer's own sampler (same lengths, same generator). Why: without lengths the sampler reads
-    the whole dataset row by row to measure each prompt, 17 s per million examples, about 7
-    minutes of an idle GPU per model on MovieLens-25M; its ``length_column_name`` does not help,
-    because the trainer removes that column (not a model input) before building the sampler, and
-    ``datasets`` 5 answers ``dataset["length"]`` with a lazy column read one element at a time
-    (a sampler over it took 77 s per million examples; benchmarks/README_scale.md, "Train
-    examples in memory").
+    the whole dataset row by row to measure each prompt, 16 s per million examples: 6.6 minutes
+    of an idle GPU at every start and resume of a MovieLens-25M model. ``length_column_name``
+    does not help: the trainer removes that column (not a model input) before building the
+    sampler, and ``datasets`` 5 answers ``dataset["length"]`` with a lazy column read one element
+    at a time (a sampler over it took 77 s per million examples; benchmarks/README_scale.md,
+    "Train examples in memory").
     """
     from transformers import Seq2SeqTrainer
     from transformers.trainer_pt_utils import LengthGroupedSampler
