@@ -19,8 +19,8 @@ columns are built and saved once, then ``--ranks`` processes start together, as 
 ranks of one machine do, and each maps the files, makes the trainer's dataset and its
 length-grouped sampler, and reads every token once (an epoch's reads). Each reports its time and
 the resident (RSS) and proportional (PSS: shared pages divided among the processes sharing them)
-memory this added to the process. Rank 0 also times the sampler the trainer would build without our lengths (reading the
-dataset row by row) on ``--trainer-lengths-rows`` rows.
+memory this added to the process. Rank 0 also times the sampler the trainer would build without
+our lengths (reading the dataset row by row) on ``--trainer-lengths-rows`` rows.
 
     .venv/bin/python benchmarks/bench_scale.py --root /tmp/sid-gpu --stages generate data --sizes 62423
     .venv/bin/python benchmarks/bench_examples_memory.py --root /tmp/sid-gpu --examples 1000000 2000000 --form columns

@@ -643,7 +643,7 @@ def test_stage_trains_once_predicts_and_loads(stage_cfg, synthetic_dataset):
     assert set(curves["split"]) == {"train", "valid"} and curves["epoch"].max() == pytest.approx(TINY["epochs"])
 
 
-def test_train_examples_are_built_once_per_construction_and_shared_by_its_seeds(stage_cfg, monkeypatch):
+def test_train_examples_are_built_once_per_construction_and_shared_by_its_seeds(stage_cfg):
     import copy
 
     from helpers import artifacts
@@ -658,18 +658,17 @@ def test_train_examples_are_built_once_per_construction_and_shared_by_its_seeds(
     manifest = artifacts.read_manifest(folder)
     model, tokenizer = tiny_model(inputs.dataset, ids)
     builder = ExampleBuilder(inputs.dataset, ids, tokenizer, cfg["generative"])
-    pd.testing.assert_frame_equal(ExampleColumns.load(folder).frame(), builder.train_columns().frame())
-    assert manifest["rows"] == len(builder.train_columns()) and manifest["upstream"] == inputs.upstream
+    built = builder.train_columns()
+    pd.testing.assert_frame_equal(ExampleColumns.load(folder).frame(), built.frame())
+    assert manifest["rows"] == len(built) and manifest["upstream"] == inputs.upstream
 
-    def no_rebuild(self, *args, **kwargs):
-        raise AssertionError("the train examples were built again")
-
-    monkeypatch.setattr(ExampleBuilder, "train_columns", no_rebuild)
+    built_once = folder.stat().st_ino  # a rebuild would rename a new folder into place
     longer = copy.deepcopy(cfg)
     longer["generative"]["epochs"] = 1  # other training settings, the same rows
     for seed, profile in ((1, cfg), (0, longer)):
         trained = stage.train_model(profile, "multitask", seed, inputs=inputs)
         assert artifacts.read_manifest(trained)["n_train_examples"] == manifest["rows"]
+        assert folder.stat().st_ino == built_once and artifacts.read_manifest(folder) == manifest
         # the saved tokenizer is the same whether the examples were built (seed 0) or mapped
         assert (trained / "tokenizer.json").read_bytes() == (first / "tokenizer.json").read_bytes()
     assert examples_dir(cfg, "multitask", builder, inputs.upstream) == folder
